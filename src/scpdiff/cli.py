@@ -1,0 +1,76 @@
+"""The ``scpdiff`` command line: one sub-command per workflow step.
+
+Each sub-command lives in its own module under :mod:`scpdiff.commands` and exposes ``HELP``,
+``add_arguments(parser)`` and ``run(args) -> int``. Modules are imported only when their command is
+run, so ``scpdiff --help`` stays fast and a command's heavy imports do not slow the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .errors import ScpdiffError
+
+# command name -> module under scpdiff.commands
+COMMANDS: dict[str, str] = {
+    "demo": "demo",
+    "prepare-data": "prepare_data",
+    "train-vae": "train_vae",
+    "train-base": "train_base",
+    "train-controlnet": "train_controlnet",
+    "train-segmenter": "train_segmenter",
+    "encode-latents": "encode_latents",
+    "fit-prior": "fit_prior",
+    "merge-priors": "merge_priors",
+    "generate": "generate",
+    "weights": "weights",
+    "ref-stats": "ref_stats",
+    "score": "score",
+    "tables": "tables",
+    "plots": "plots",
+    "validate-config": "validate_config",
+}
+
+
+def _load(name: str):
+    return importlib.import_module(f"scpdiff.commands.{COMMANDS[name]}")
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="scpdiff", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        if only is not None and name != only:
+            sub.add_parser(name)
+            continue
+        try:
+            mod = _load(name)
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.startswith("scpdiff.commands"):
+                continue  # command not built yet in this checkout
+            raise
+        p = sub.add_parser(name, help=getattr(mod, "HELP", None), description=getattr(mod, "HELP", None))
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    only = argv[0] if argv and argv[0] in COMMANDS else None
+    parser = build_parser(only)
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except ScpdiffError as exc:
+        print(f"scpdiff {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Sub-commands of the ``scpdiff`` CLI (see :mod:`scpdiff.cli`)."""

@@ -1,0 +1,44 @@
+"""Dataset readers behind one interface (:class:`SegmentationDataset`), by name.
+
+    ds = scpdiff.datasets.open_dataset("toy", root="data/toy", split="train", resolution=(64, 128))
+    image, mask, name = ds[0]
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Callable
+
+from .base import ClassInfo, SegmentationDataset
+
+_READERS: dict[str, Callable[..., SegmentationDataset]] = {}
+# readers defined in their own modules, imported on first use
+_MODULES = {
+    "toy": "scpdiff.datasets.toy",
+    "cityscapes": "scpdiff.datasets.cityscapes",
+    "ade20k": "scpdiff.datasets.ade20k",
+    "cocostuff": "scpdiff.datasets.cocostuff",
+}
+
+
+def register_dataset(name: str):
+    """Class decorator: make a reader available to :func:`open_dataset` under ``name``."""
+
+    def deco(cls):
+        _READERS[name] = cls
+        return cls
+
+    return deco
+
+
+def open_dataset(kind: str, **kwargs) -> SegmentationDataset:
+    if kind not in _READERS and kind in _MODULES:
+        importlib.import_module(_MODULES[kind])
+    if kind not in _READERS:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"unknown dataset kind {kind!r}; known: {sorted(set(_READERS) | set(_MODULES))}")
+    return _READERS[kind](**kwargs)
+
+
+__all__ = ["ClassInfo", "SegmentationDataset", "open_dataset", "register_dataset"]

@@ -1,0 +1,40 @@
+"""Evaluation segmenters behind one interface, by name (the OASIS protocol networks and the toy one).
+
+    seg = scpdiff.segmenters.load_segmenter("drn_d_105", checkpoint="drn-d-105_ms_cityscapes.pth", device="cuda")
+    labels = seg.predict(images)   # images: uint8 [B, H, W, 3] RGB -> int64 [B, h, w] at seg.label_size
+
+Each segmenter keeps its own preprocessing and multi-scale recipe with it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Callable
+
+_LOADERS: dict[str, Callable] = {}
+_MODULES = {
+    "toy": "scpdiff.segmenters.toy",
+    "drn_d_105": "scpdiff.segmenters.drn",
+    "upernet_101": "scpdiff.segmenters.upernet",
+    "deeplabv2": "scpdiff.segmenters.deeplabv2",
+}
+
+
+def register_segmenter(name: str):
+    """Decorator for a loader ``f(checkpoint, device="cpu", **kw) -> Segmenter``."""
+
+    def deco(fn):
+        _LOADERS[name] = fn
+        return fn
+
+    return deco
+
+
+def load_segmenter(kind: str, checkpoint=None, device="cpu", **kwargs):
+    if kind not in _LOADERS and kind in _MODULES:
+        importlib.import_module(_MODULES[kind])
+    if kind not in _LOADERS:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"unknown segmenter {kind!r}; known: {sorted(set(_LOADERS) | set(_MODULES))}")
+    return _LOADERS[kind](checkpoint, device=device, **kwargs)
