@@ -1,0 +1,33 @@
+# Two commands for a fresh machine (see README.md):
+#   make toy    set everything up and run the toy study (the whole DAG) on this machine
+#   make test   set everything up and run the test suite (what CI runs)
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+CORES ?= all
+# torch/torchvision first and pinned: pip then finds them satisfied and never pulls another build
+TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
+
+.PHONY: toy test setup weights clean-results
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q $(TORCH_PINS)
+	$(BIN)/pip install -q -e '.[test,slurm]'
+	touch $@
+
+setup: $(BIN)/.installed
+
+weights: setup
+	$(BIN)/scpdiff weights
+
+toy: weights
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --cores $(CORES)
+
+test: weights
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -q
+
+clean-results:
+	rm -rf results/toy results/smoke work/toy work/smoke
