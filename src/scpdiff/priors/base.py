@@ -77,7 +77,7 @@ class NoisePrior:
         self.provenance: dict[str, str] = {"vae": "", "scaling_factor": "", "dataset": ""}
 
     # ----------------------------------------------------------------- input checks
-    def latent_labels(self, masks: torch.Tensor | "np.ndarray", check: bool = True) -> torch.Tensor:  # noqa: F821
+    def latent_labels(self, masks, check: bool = True) -> torch.Tensor:
         """Image-size masks ``[B, H, W]`` -> latent-grid labels ``[B, h, w]`` (int64, CPU).
 
         Labels must lie in ``[0, num_classes)`` or equal ``ignore_index``; anything else is an error.

@@ -35,24 +35,16 @@ class CategoricalPrior(FittedPrior):
         s["class_sum"] += total.view(self.num_classes, ch)
         s["class_sumsq"] += total_sq.view(self.num_classes, ch)
 
-    def _stats_with_fallback(self):
+    def fitted_stats(self):
+        """float64 ``[num_classes, channels]`` (Eq. 7; unseen classes: pooled statistics)."""
         s = self._stats
         mean, var = mean_var(s["class_count"].unsqueeze(1), s["class_sum"], s["class_sumsq"])
         unseen = (s["class_count"] == 0).unsqueeze(1)
         pmean, pvar = self.pooled_stats()
         return torch.where(unseen, pmean, mean), torch.where(unseen, pvar, var)
 
-    @property
-    def mean(self) -> torch.Tensor:
-        """float64 ``[num_classes, channels]`` (unseen classes: pooled statistics)."""
-        return self._stats_with_fallback()[0]
-
-    @property
-    def var(self) -> torch.Tensor:
-        return self._stats_with_fallback()[1]
-
     def token_stats(self, labels):
-        mean, var = (t.float() for t in self._stats_with_fallback())
+        mean, var = (t.float() for t in self.fitted_stats())
         idx = labels.clamp(0, self.num_classes - 1)  # ignore tokens are replaced below
         tok_mean = mean[idx].permute(0, 3, 1, 2)
         tok_var = var[idx].permute(0, 3, 1, 2)

@@ -40,6 +40,18 @@ class FittedPrior(NoisePrior):
     def _class_grouped_sums(self, x: torch.Tensor, labels: torch.Tensor):
         return grouped_sums(x, self._class_groups(labels), self.num_classes)
 
+    def fitted_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The variant's mean and variance after its fallbacks (float64); see ``mean``/``var``."""
+        raise NotImplementedError
+
+    @property
+    def mean(self) -> torch.Tensor:
+        return self.fitted_stats()[0]
+
+    @property
+    def var(self) -> torch.Tensor:
+        return self.fitted_stats()[1]
+
     def spatial_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Eq. 5: mean and population variance per (channel, y, x), float64 ``[channels, h, w]``."""
         s = self._stats

@@ -47,7 +47,8 @@ class JointPrior(FittedPrior):
         s["cell_sum"] += total
         s["cell_sumsq"] += total_sq
 
-    def _stats_with_fallback(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def fitted_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """float64 ``[num_classes, channels, h, w]`` (Eq. 8) after the fallbacks."""
         s = self._stats
         count = s["cell_count"].unsqueeze(1)  # [C, 1, h, w]
         mean, var = mean_var(count, s["cell_sum"], s["cell_sumsq"])
@@ -62,17 +63,8 @@ class JointPrior(FittedPrior):
         var = torch.where(unseen, svar.unsqueeze(0), torch.where(rare, cvar, var))
         return mean, var
 
-    @property
-    def mean(self) -> torch.Tensor:
-        """float64 ``[num_classes, channels, h, w]`` after the fallbacks."""
-        return self._stats_with_fallback()[0]
-
-    @property
-    def var(self) -> torch.Tensor:
-        return self._stats_with_fallback()[1]
-
     def token_stats(self, labels):
-        mean, var = (t.float() for t in self._stats_with_fallback())
+        mean, var = (t.float() for t in self.fitted_stats())
         C, ch, h, w = mean.shape
         B = labels.shape[0]
         idx = labels.clamp(0, C - 1).view(B, 1, h, w).expand(B, ch, h, w)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import torch
-
 from .fitted import FittedPrior
 from .registry import register
 
@@ -12,13 +10,9 @@ from .registry import register
 class SpatialPrior(FittedPrior):
     """Mean and population variance of the reference latents per (channel, y, x), masks unused."""
 
-    @property
-    def mean(self) -> torch.Tensor:
-        return self.spatial_stats()[0]
-
-    @property
-    def var(self) -> torch.Tensor:
-        return self.spatial_stats()[1]
+    def fitted_stats(self):
+        """float64 ``[channels, h, w]`` (Eq. 5)."""
+        return self.spatial_stats()
 
     def token_stats(self, labels):
         mean, var = self.spatial_stats()
