@@ -66,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        # plugin modules named by the workflow config (register prior variants etc.)
+        from .workflow_config import import_plugins_from_env
+
+        import_plugins_from_env()
         return int(args._run(args) or 0)
     except ScpdiffError as exc:
         print(f"scpdiff {args.command}: error: {exc}", file=sys.stderr)

@@ -17,6 +17,8 @@ _MODULES = {
     "drn_d_105": "scpdiff.segmenters.drn",
     "upernet_101": "scpdiff.segmenters.upernet",
     "deeplabv2": "scpdiff.segmenters.deeplabv2",
+    # optional extra (needs mmsegmentation); not an OASIS-protocol network
+    "mmseg_upernet_r101": "scpdiff.segmenters.mmseg_models",
 }
 
 

@@ -1,0 +1,38 @@
+"""The SCP-Diff study as one Snakemake workflow (paper sections 4-5).
+
+    snakemake --cores all                                   # the toy benchmark (config/config.yaml)
+    snakemake --cores all --config 'benchmarks=[smoke]'     # any benchmark(s) under benchmarks/
+    snakemake --cores all --profile profiles/slurm          # on a SLURM cluster
+    snakemake results/toy/table1.tex                        # any single target
+    snakemake --report report.html                          # tables and figures as one HTML page
+
+Stages, each a thin rule around one ``scpdiff`` command (workflow/rules/):
+prepare data -> (toy: train VAE, base, segmenter) -> fine-tune ControlNet -> encode reference
+latents in shards -> fit each prior per shard -> merge -> generate per (prior, mu) in shards ->
+FID reference statistics -> score each setting -> tables and plots.
+"""
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/models.smk"
+include: "workflow/rules/priors.smk"
+include: "workflow/rules/generate.smk"
+include: "workflow/rules/score.smk"
+include: "workflow/rules/report.smk"
+
+
+report: "workflow/report/workflow.rst"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

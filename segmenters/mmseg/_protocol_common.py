@@ -1,0 +1,9 @@
+# Shared pieces of the OASIS-protocol mmseg configs (scpdiff's optional mmseg extra).
+# The recipes normalise by themselves: the preprocessor only converts mmcv's BGR loading to RGB.
+default_scope = "mmseg"
+custom_imports = dict(imports=["scpdiff.segmenters.mmseg_models"], allow_failed_imports=False)
+data_preprocessor = dict(
+    type="SegDataPreProcessor", mean=[0.0, 0.0, 0.0], std=[1.0, 1.0, 1.0], bgr_to_rgb=True, pad_val=0, seg_pad_val=255
+)
+test_cfg = dict(type="TestLoop")
+env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend="nccl"))

@@ -1,0 +1,28 @@
+# kazuto1011 DeepLab v2 ResNet-101 MSC on COCO-Stuff 164k, OASIS protocol: images scored at their
+# own size, BGR minus (104.008, 116.669, 122.675), max of logits over scales 1.0, 0.5, 0.75.
+# Card: segmenters/deeplabv2/README.md
+_base_ = ["./_protocol_common.py"]
+model = dict(
+    type="OASISDeepLabV2Segmentor",
+    checkpoint="checkpoints/deeplabv2_resnet101_msc-cocostuff164k-100000.pth",
+    data_preprocessor={{_base_.data_preprocessor}},
+)
+test_pipeline = [
+    dict(type="LoadImageFromFile"),
+    dict(type="LoadAnnotations"),  # stuffthingmaps: ids 0..181, 255 unlabeled
+    dict(type="Resize", scale=(256, 256), keep_ratio=False),  # the synthesis resolution
+    dict(type="PackSegInputs"),
+]
+test_dataloader = dict(
+    batch_size=1,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type="DefaultSampler", shuffle=False),
+    dataset=dict(
+        type="COCOStuffDataset",
+        data_root="data/coco_stuff164k",
+        data_prefix=dict(img_path="images/val2017", seg_map_path="annotations/val2017"),
+        pipeline=test_pipeline,
+    ),
+)
+test_evaluator = dict(type="IoUMetric", iou_metrics=["mIoU"])

@@ -1,0 +1,46 @@
+"""scpdiff validate-config: check a benchmark file or the workflow config before a long run."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "validate a benchmark YAML or a workflow config (with its benchmarks and overrides); exit 1 naming the problem"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", help="benchmarks/NAME.yaml (or a benchmark name) or config/config.yaml")
+    p.add_argument("--kind", choices=["auto", "benchmark", "workflow"], default="auto",
+                   help="what FILE is (auto: a workflow config has a 'benchmarks' key)")
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    import yaml
+
+    from ..benchmark import load_benchmark
+    from ..errors import ConfigError
+    from ..workflow_config import import_plugins, resolve_benchmark, resolve_benchmarks, validate_workflow_config
+
+    path = Path(args.file)
+    kind = args.kind
+    data = None
+    if path.is_file():
+        try:
+            data = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if kind == "auto":
+        kind = "workflow" if isinstance(data, dict) and ("benchmarks" in data or "work_dir" in data) else "benchmark"
+    if kind == "workflow":
+        if data is None and not path.is_file():
+            raise ConfigError(f"{path}: workflow config file does not exist")
+        config = validate_workflow_config(data, source=str(path))
+        import_plugins(config["plugins"], source=f"{path}: plugins")
+        benches = resolve_benchmarks(config, source=str(path))
+        for name, bench in benches.items():
+            print(f"{path}: benchmark {name}: ok ({bench.path}; priors {', '.join(bench['priors'])})")
+        return 0
+    bench = resolve_benchmark(args.file) if path.is_file() else load_benchmark(args.file)
+    print(f"{bench.path}: benchmark {bench.name}: ok (priors {', '.join(bench['priors'])})")
+    return 0

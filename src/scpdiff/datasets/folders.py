@@ -1,0 +1,236 @@
+"""Shared machinery of the readers for datasets stored as image files beside label-map files.
+
+A :class:`FolderDataset` holds a sorted list of :class:`Sample` paths, built once from one glob per
+folder, and decodes a pair only when it is indexed. Each item goes through the same steps:
+
+1. the mask's size must equal its image's (checked from the file headers before decoding);
+2. every stored mask value must be one the dataset defines (checked at full resolution, so no
+   bad pixel can be lost to resizing);
+3. image and mask are brought to the benchmark resolution ``(H, W)``:
+
+   - ``fit="stretch"`` (default, what the paper does; for COCO-Stuff it names the distortion as
+     its weak point): the whole picture is resized to ``(H, W)``, changing its aspect ratio;
+   - ``fit="center_crop"``: the largest centred window with the target aspect ratio is cut out and
+     resized, keeping the aspect ratio and losing the borders;
+
+   images are resampled with PIL's bicubic filter, which widens its kernel by the scale factor when
+   shrinking (an antialiased, area-like reduction); masks with nearest neighbour (each target
+   pixel takes the source pixel under its centre, :func:`nearest_resize`), so no new label
+   values appear;
+4. stored values become class ids through the dataset's :class:`~.class_tables.LabelTable`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import InputError
+from .base import ClassInfo, SegmentationDataset
+from .class_tables import LabelTable
+
+FITS = ("stretch", "center_crop")
+# label-image modes holding one integer per pixel; 'P' keeps the palette index, which is the label
+_LABEL_MODES = ("L", "P", "I", "I;16", "I;16B", "I;16L")
+
+
+@dataclass(frozen=True)
+class Sample:
+    image: Path
+    mask: Path
+    name: str
+
+
+def require_dir(path: Path, what: str, hint: str = "") -> Path:
+    """Return ``path`` if it is a folder; otherwise raise an :class:`InputError` saying what was expected."""
+    if not path.is_dir():
+        msg = f"{what}: folder {path} does not exist"
+        if path.parent.is_dir():
+            present = sorted(p.name for p in path.parent.iterdir() if p.is_dir())[:12]
+            msg += f" (found in {path.parent}: {present or 'no folders'})"
+        raise InputError(msg + (f"; {hint}" if hint else ""))
+    return path
+
+
+def pair_images_with_masks(
+    images: Iterable[Path],
+    masks: Iterable[Path],
+    mask_for: Callable[[Path], Path],
+    name_for: Callable[[Path], str],
+    what: str,
+) -> list[Sample]:
+    """Pair each image with the mask ``mask_for(image)``, which must be among ``masks``.
+
+    ``images`` and ``masks`` are the results of one glob each (no per-file ``stat``). Masks without
+    an image are ignored (some releases ship extra annotations); an image without its mask is an error.
+    """
+    images = sorted(images)
+    if not images:
+        raise InputError(f"{what}: the split is empty (no image files found)")
+    mask_set = set(masks)
+    samples, missing = [], []
+    for image in images:
+        mask = mask_for(image)
+        if mask in mask_set:
+            samples.append(Sample(image, mask, name_for(image)))
+        else:
+            missing.append((image, mask))
+    if missing:
+        listed = "; ".join(f"{i} (expected {m})" for i, m in missing[:5])
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise InputError(f"{what}: {len(missing)} image(s) without a mask: {listed}{more}")
+    names = [s.name for s in samples]
+    if len(set(names)) != len(names):
+        dup = sorted({n for n in names if names.count(n) > 1})[:5]
+        raise InputError(f"{what}: sample names are not unique: {dup}")
+    return samples
+
+
+def _open(path: Path) -> Image.Image:
+    try:
+        return Image.open(path)
+    except (UnidentifiedImageError, OSError) as exc:
+        raise InputError(f"{path}: cannot read image file: {exc}") from exc
+
+
+def read_rgb(path: Path) -> Image.Image:
+    """Decode an image file as RGB (greyscale and CMYK JPEGs occur in ADE20K and COCO)."""
+    with _open(path) as im:
+        try:
+            return im.convert("RGB")
+        except OSError as exc:
+            raise InputError(f"{path}: cannot decode image: {exc}") from exc
+
+
+def read_label_map(path: Path) -> np.ndarray:
+    """Decode a single-channel label image into an integer array ``[H, W]`` of stored values."""
+    with _open(path) as im:
+        if im.mode not in _LABEL_MODES:
+            raise InputError(
+                f"{path}: expected a single-channel label image (PIL mode L, P or I), got mode {im.mode}"
+                " (a colour visualisation rather than the label-id file?)"
+            )
+        try:
+            arr = np.asarray(im)
+        except OSError as exc:
+            raise InputError(f"{path}: cannot decode label image: {exc}") from exc
+    return arr.astype(np.int64) if arr.dtype != np.uint8 else arr
+
+
+def crop_box(size_wh: tuple[int, int], resolution: tuple[int, int], fit: str) -> tuple[float, float, float, float]:
+    """The source window ``(left, top, right, bottom)`` that ``fit`` maps onto ``resolution`` = (H, W)."""
+    w, h = size_wh
+    if fit == "stretch":
+        return (0.0, 0.0, float(w), float(h))
+    if fit != "center_crop":
+        raise InputError(f"unknown fit {fit!r}; expected one of {FITS}")
+    th, tw = resolution
+    target_aspect = tw / th
+    if w / h > target_aspect:  # too wide: cut the sides
+        cw = h * target_aspect
+        return ((w - cw) / 2, 0.0, (w + cw) / 2, float(h))
+    ch = w / target_aspect  # too tall: cut top and bottom
+    return (0.0, (h - ch) / 2, float(w), (h + ch) / 2)
+
+
+def fit_pair(
+    image: Image.Image, stored: np.ndarray, resolution: tuple[int, int] | None, fit: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Resize (and maybe crop) an image and its stored-value mask to ``resolution`` = (H, W)."""
+    if resolution is None:
+        return np.asarray(image, dtype=np.uint8), stored
+    th, tw = resolution
+    box = crop_box(image.size, resolution, fit)
+    if (image.size == (tw, th)) and box == (0.0, 0.0, float(tw), float(th)):
+        return np.asarray(image, dtype=np.uint8), stored
+    img = image.resize((tw, th), Image.Resampling.BICUBIC, box=box)
+    return np.asarray(img, dtype=np.uint8), nearest_resize(stored, box, resolution)
+
+
+def nearest_sources(start: float, stop: float, n_out: int, n_in: int) -> np.ndarray:
+    """Source index under each of ``n_out`` target pixel centres spread over ``[start, stop)`` (float64)."""
+    centres = start + (np.arange(n_out, dtype=np.float64) + 0.5) * ((stop - start) / n_out)
+    # a centre exactly on a pixel border belongs to the pixel after it; the tolerance keeps float
+    # error from moving it back (centres are rationals with denominator 2H or 2W, so a centre not
+    # on a border is at least 1/(2 max(H, W)) >> 1e-6 away from one)
+    return np.clip(np.floor(centres + 1e-6).astype(np.int64), 0, n_in - 1)
+
+
+def nearest_resize(mask: np.ndarray, box: tuple[float, float, float, float], resolution: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour resampling of the window ``box`` of ``mask`` to ``resolution`` = (H, W).
+
+    Each target pixel takes the source pixel containing its centre (the rule of torch's
+    ``nearest-exact``), computed in float64: PIL's and torch's float32 coordinates pick a
+    neighbouring row or column at some ratios.
+    """
+    left, top, right, bottom = box
+    h, w = mask.shape
+    rows = nearest_sources(top, bottom, resolution[0], h)
+    cols = nearest_sources(left, right, resolution[1], w)
+    return mask[rows[:, None], cols[None, :]]
+
+
+class FolderDataset(SegmentationDataset):
+    """A :class:`SegmentationDataset` over pre-indexed (image, mask) file pairs, decoded lazily."""
+
+    def __init__(
+        self,
+        samples: Sequence[Sample],
+        classes: ClassInfo,
+        labels: LabelTable,
+        split: str,
+        resolution: Sequence[int] | None,
+        fit: str = "stretch",
+    ):
+        if fit not in FITS:
+            raise InputError(f"unknown fit {fit!r}; expected one of {FITS}")
+        if resolution is not None:
+            if len(resolution) != 2 or min(int(r) for r in resolution) <= 0:
+                raise InputError(f"resolution must be (H, W) with positive sizes, got {resolution!r}")
+            resolution = (int(resolution[0]), int(resolution[1]))
+        self.samples = list(samples)
+        self.classes = classes
+        self.labels = labels
+        self.split = split
+        self.resolution = resolution
+        self.fit = fit
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    @property
+    def names(self) -> list[str]:
+        return [s.name for s in self.samples]
+
+    def _checked_mask(self, s: Sample) -> np.ndarray:
+        """The stored values of ``s.mask`` at full size, after the size and label checks."""
+        with _open(s.image) as im_head, _open(s.mask) as mask_head:
+            if im_head.size != mask_head.size:
+                raise InputError(
+                    f"{s.mask}: mask is {mask_head.size[0]}x{mask_head.size[1]} (WxH) but its image "
+                    f"{s.image} is {im_head.size[0]}x{im_head.size[1]}"
+                )
+        stored = read_label_map(s.mask)
+        self.labels.check(stored, str(s.mask))
+        return stored
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray, str]:
+        s = self.samples[index]
+        stored = self._checked_mask(s)
+        image, stored = fit_pair(read_rgb(s.image), stored, self.resolution, self.fit)
+        return image, self.labels.lookup[stored], s.name
+
+    def load_mask(self, index: int) -> tuple[np.ndarray, str]:
+        """``(mask, name)`` exactly as :meth:`load` returns them, without decoding the image (cheap scans)."""
+        if index < 0:
+            index += len(self)
+        s = self.samples[index]
+        stored = self._checked_mask(s)
+        if self.resolution is not None:
+            h, w = stored.shape
+            stored = nearest_resize(stored, crop_box((w, h), self.resolution, self.fit), self.resolution)
+        return self.labels.lookup[stored], s.name

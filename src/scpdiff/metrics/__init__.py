@@ -1,0 +1,12 @@
+"""Evaluation metrics of the paper's protocol (section 5.1, Appendix A).
+
+* :mod:`.fid` -- FID, KID and FID-infinity on torch-fidelity's InceptionV3 (offline weights);
+* :mod:`.segmentation` -- confusion matrix, mIoU (named averaging rules), pixel accuracy;
+* :mod:`.diversity` -- mean pairwise LPIPS (AlexNet) and MS-SSIM per label map (Table 3);
+* :mod:`.images` -- folders of generated images matched to label maps by name;
+* :mod:`.scoring` -- one pass over a folder computing all of them (``scpdiff score``).
+"""
+
+from .segmentation import MIOU_AVERAGES, ConfusionMatrix, class_iou, confusion_matrix, mean_iou, pixel_accuracy
+
+__all__ = ["MIOU_AVERAGES", "ConfusionMatrix", "class_iou", "confusion_matrix", "mean_iou", "pixel_accuracy"]

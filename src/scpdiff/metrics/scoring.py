@@ -1,0 +1,226 @@
+"""Score a folder of images with the paper's protocol: FID/KID, mIoU/accuracy, LPIPS/MS-SSIM diversity.
+
+One DataLoader pass decodes every image once and feeds both the FID Inception and the segmenter;
+diversity then reads the ``{name}_{k:02d}`` groups. The result is one flat row of metrics plus the
+provenance needed to trust it (weight hashes, counts, resolution, versions).
+
+    ref = reference_statistics(bench, "val", resize="tf1_bilinear")
+    row = score_folder(entries, resolution=bench.resolution, reference=ref, segmenter=seg, masks=masks, ...)
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import shutil
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from ..errors import ConfigError, InputError
+from .fid import (
+    GaussianStats, ReferenceStats, extract_features, fid_infinity, frechet_distance, inception_features,
+    kernel_inception_distance, load_inception, reference_key, resize_for_inception,
+)
+from .images import DatasetImages, ImageEntry, ScoringImages, read_image
+from .segmentation import ConfusionMatrix
+
+
+def _progress(iterable, total: int | None, desc: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, unit="batch", file=sys.stderr, mininterval=2.0, leave=False)
+
+
+def _loader(dataset, batch_size: int, workers: int, device: str | torch.device) -> DataLoader:
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
+                      pin_memory=torch.device(device).type == "cuda", persistent_workers=False,
+                      prefetch_factor=4 if workers > 0 else None)
+
+
+def default_workers(device: str | torch.device) -> int:
+    """Decoding must keep up with a GPU; on CPU the network is the bottleneck and workers only compete."""
+    import os
+
+    if torch.device(device).type != "cuda":
+        return 0
+    return max(1, min(8, (os.cpu_count() or 2) - 1))
+
+
+def versions() -> dict[str, str]:
+    out = {}
+    for pkg in ("scpdiff", "torch", "torchvision", "torch-fidelity", "lpips", "pytorch-msssim", "numpy", "scipy"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# reference statistics
+
+def open_benchmark_split(bench, split: str):
+    """The benchmark's dataset for ``split`` ("train"/"val" map to the configured split names)."""
+    from ..datasets import open_dataset
+
+    d = bench["dataset"]
+    name = d.get(f"{split}_split", split) if split in ("train", "val") else split
+    return open_dataset(d["kind"], root=d["root"], split=name, resolution=bench.resolution)
+
+
+def _data_id(bench, split: str, n: int) -> str:
+    """Changes when the dataset config (root, toy seed/counts) or the split's size changes."""
+    d = dict(bench["dataset"])
+    d["root"] = str(Path(d["root"]).resolve())
+    blob = json.dumps({"dataset": d, "split": split, "n": n}, sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:10]
+
+
+def compute_reference(dataset, model, weights_sha256: str, resize: str, batch_size: int = 32,
+                      workers: int = 0, device="cpu", meta: dict | None = None) -> ReferenceStats:
+    images = DatasetImages(dataset, functools.partial(resize_for_inception, mode=resize))
+    loader = _loader(images, batch_size, workers, device)
+    feats = extract_features(_progress(loader, len(loader), "reference FID features"), model)
+    info = {"weights_sha256": weights_sha256, "resize": resize, "num_images": int(len(feats)),
+            "resolution": list(getattr(dataset, "resolution", ())), **(meta or {})}
+    return ReferenceStats(feats.astype(np.float32), info)
+
+
+def reference_statistics(bench, split: str = "val", resize: str = "tf1_bilinear", device="cpu", cache=None,
+                         batch_size: int = 32, workers: int = 0, model=None, weights_sha256: str | None = None,
+                         log: Callable[[str], None] = print) -> tuple[ReferenceStats, Path]:
+    """The benchmark split's reference statistics from the cache, computed (and cached) on a miss.
+
+    The cache name holds the benchmark, split, resolution, resize mode, Inception weights' hash and a
+    hash of the dataset config, so a changed input never reuses stale statistics.
+    """
+    from ..weights import cache_dir
+
+    if model is None:
+        model, weights_sha256 = load_inception(device, cache=cache)
+    dataset = open_benchmark_split(bench, split)
+    key = f"{reference_key(bench.name, split, bench.resolution, resize, weights_sha256)}-data{_data_id(bench, split, len(dataset))}"
+    path = cache_dir(cache) / "ref_stats" / f"{key}.npz"
+    if path.is_file():
+        ref = ReferenceStats.load(path)
+        ref.check_compatible(weights_sha256, resize, str(path))
+        log(f"reference statistics: reusing {path}")
+        return ref, path
+    log(f"reference statistics: computing {key} from {len(dataset)} images")
+    ref = compute_reference(dataset, model, weights_sha256, resize, batch_size, workers, device,
+                            meta={"benchmark": bench.name, "split": split, "key": key})
+    ref.save(path)
+    return ref, path
+
+
+def copy_reference(src: Path, dst: Path) -> None:
+    from ..io import atomic_path
+
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)
+
+
+# ----------------------------------------------------------------------------------------------
+# scoring
+
+@dataclass
+class ScoreOptions:
+    fid: bool = True
+    fid_infinity: bool = False
+    fid_resize: str = "tf1_bilinear"
+    kid_subsets: int = 100
+    kid_subset_size: int = 1000
+    segmentation: bool = True
+    miou_average: str = "accumulated"
+    diversity: bool = False
+    batch_size: int = 32
+    workers: int = 0
+    device: str = "cpu"
+    seed: int = 2020
+
+
+def diversity_groups(entries: Sequence[ImageEntry]) -> dict[str, list[ImageEntry]]:
+    groups: dict[str, list[ImageEntry]] = defaultdict(list)
+    for e in entries:
+        if e.sample is not None:
+            groups[e.name].append(e)
+    return {k: sorted(v, key=lambda e: e.sample) for k, v in sorted(groups.items()) if len(v) >= 2}
+
+
+def score_diversity(entries: Sequence[ImageEntry], lpips_model, device="cpu") -> dict[str, Any]:
+    """Mean pairwise LPIPS and MS-SSIM per label map, averaged over label maps (paper Table 3)."""
+    from .diversity import pairwise_lpips, pairwise_ms_ssim
+
+    groups = diversity_groups(entries)
+    if not groups:
+        raise InputError("--diversity: no label map has 2 or more samples named {name}_{k:02d}.png")
+    lp, ms = [], []
+    for name, group in _progress(groups.items(), len(groups), "diversity"):
+        samples = torch.stack([torch.from_numpy(read_image(e.path)).permute(2, 0, 1) for e in group])
+        lp.append(pairwise_lpips(lpips_model, samples))
+        ms.append(pairwise_ms_ssim(samples, device=device))
+    sizes = sorted({len(g) for g in groups.values()})
+    return {"lpips": float(np.mean(lp)), "ms_ssim": float(np.mean(ms)), "diversity_maps": len(groups),
+            "diversity_samples": sizes[0] if len(sizes) == 1 else sizes}
+
+
+def score_folder(entries: Sequence[ImageEntry], *, resolution: tuple[int, int], opts: ScoreOptions,
+                 reference: ReferenceStats | None = None, inception=None, segmenter=None,
+                 masks: Callable[[str], np.ndarray] | None = None, num_classes: int | None = None,
+                 ignore_index: int = 255, lpips_model=None) -> dict[str, Any]:
+    """Metrics of ``entries`` as one flat dict (NaN-free keys only for what was computed)."""
+    t0 = time.time()
+    row: dict[str, Any] = {"num_images": len(entries), "num_label_maps": len({e.name for e in entries}),
+                           "resolution": list(resolution)}
+    use_fid = opts.fid and inception is not None
+    use_seg = opts.segmentation and segmenter is not None and masks is not None
+    label_size = None
+    if use_seg:
+        label_size = tuple(segmenter.label_size) if getattr(segmenter, "label_size", None) else tuple(resolution)
+        cm = ConfusionMatrix(num_classes or segmenter.num_classes, ignore_index)
+    fid_resize = functools.partial(resize_for_inception, mode=opts.fid_resize) if use_fid else None
+    data = ScoringImages(entries, fid_resize=fid_resize, masks=masks if use_seg else None, label_size=label_size)
+    feats = []
+    if use_fid or use_seg:
+        loader = _loader(data, opts.batch_size, opts.workers, opts.device)
+        for batch in _progress(loader, len(loader), "scoring"):
+            if use_fid:
+                feats.append(inception_features(inception, batch["fid"]).cpu().double().numpy())
+            if use_seg:
+                pred = segmenter.predict(batch["image"].to(opts.device))
+                cm.update(pred.cpu(), batch["mask"])
+    if use_fid:
+        if reference is None:
+            raise ConfigError("FID needs reference statistics")
+        f = np.concatenate(feats)
+        ref_feats = reference.features.astype(np.float64)
+        ref_stats = GaussianStats.of(ref_feats)
+        row["fid"] = frechet_distance(GaussianStats.of(f), ref_stats)
+        row["kid"], row["kid_std"] = kernel_inception_distance(f, ref_feats, opts.kid_subsets, opts.kid_subset_size, opts.seed)
+        row["kid_subset_size"] = min(opts.kid_subset_size, len(f), len(ref_feats))
+        row["fid_reference_images"] = len(ref_feats)
+        if opts.fid_infinity:
+            row["fid_infinity"] = fid_infinity(f, ref_stats, seed=opts.seed)
+    if use_seg:
+        row["miou"] = cm.miou(opts.miou_average)
+        row["miou_average"] = opts.miou_average
+        row["pixel_accuracy"] = cm.pixel_accuracy
+        row["mean_class_accuracy"] = cm.mean_class_accuracy
+        row["label_size"] = list(label_size)
+        row["class_iou"] = [None if not np.isfinite(v) else float(v) for v in cm.class_iou()]
+    if opts.diversity:
+        if lpips_model is None:
+            raise ConfigError("diversity needs the LPIPS model")
+        row.update(score_diversity(entries, lpips_model, opts.device))
+    row["seconds"] = round(time.time() - t0, 3)
+    return row

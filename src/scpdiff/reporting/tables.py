@@ -1,0 +1,385 @@
+"""The paper's Tables 1-3 from scored settings, as CSV and booktabs LaTeX (pandas).
+
+The input is one tidy *metrics frame*: a row per scored setting with the columns of
+:data:`METRIC_COLUMNS` plus ``benchmark``, ``dataset``, ``prior``, ``mu`` and ``table_mu`` (the
+setting is the benchmark's mu for tables). :func:`collect_metrics` builds it from the JSON files
+``scpdiff score`` writes; ``results/{bench}/metrics.csv`` stores it.
+
+- Table 1 (:func:`table1`): mIoU, Acc, FID per prior (rows) with one column group per benchmark,
+  and the difference to the normal prior (plain ControlNet inference) of every value.
+- Table 2 (:func:`table2`): our FID beside the literature values the paper's Table 2 lists
+  (``scpdiff/data/table2_literature.csv``).
+- Table 3 (:func:`table3`): LPIPS and MS-SSIM diversity per prior (section 5.4).
+
+In the LaTeX the best value of every column is bold (ties: all of them, compared as printed).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError
+from ..io import atomic_path, write_text_atomic
+
+BASELINE_PRIOR = "normal"
+ORACLE_PRIOR = "oracle"
+METRIC_COLUMNS = ("fid", "kid", "kid_std", "miou", "acc", "lpips", "ms_ssim")
+SETTING_COLUMNS = ("benchmark", "dataset", "prior", "mu", "table_mu")
+# datasets whose column in the paper's Table 2 our FID joins
+LITERATURE_CSV = Path(__file__).resolve().parents[1] / "data" / "table2_literature.csv"
+LITERATURE_DATASETS = {"cityscapes": "Cityscapes", "ade20k": "ADE20K", "cocostuff": "COCO-Stuff"}
+
+
+@dataclass(frozen=True)
+class Metric:
+    """How a metric is shown: its header, whether higher is better, and its decimals."""
+
+    column: str
+    label: str
+    higher_is_better: bool
+    decimals: int = 2
+
+    @property
+    def arrow(self) -> str:
+        return r"$\uparrow$" if self.higher_is_better else r"$\downarrow$"
+
+
+MIOU = Metric("miou", "mIoU", True)
+ACC = Metric("acc", "Acc", True)
+FID = Metric("fid", "FID", False)
+LPIPS = Metric("lpips", "LPIPS", True, 3)
+MS_SSIM = Metric("ms_ssim", "MS-SSIM", False, 3)
+TABLE1_METRICS = (MIOU, ACC, FID)
+TABLE3_METRICS = (LPIPS, MS_SSIM)
+
+
+# --------------------------------------------------------------------------- reading scores
+
+# metric column -> key in the JSON row ``scpdiff score`` writes (mIoU and accuracy as fractions)
+SCORE_KEYS = {
+    "fid": "fid",
+    "kid": "kid",
+    "kid_std": "kid_std",
+    "miou": "miou",
+    "acc": "pixel_accuracy",
+    "lpips": "lpips",
+    "ms_ssim": "ms_ssim",
+}
+# shown in percent, as in the paper
+PERCENT_COLUMNS = ("miou", "acc")
+
+
+def read_score(path: str | os.PathLike) -> dict[str, float]:
+    """The metric columns of one ``scpdiff score`` JSON file; absent metrics are NaN.
+
+    mIoU and pixel accuracy come as fractions and are returned in percent (the paper's unit).
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path}: not a readable score JSON file ({exc})") from exc
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: a score file must hold a JSON object, got {type(data).__name__}")
+    out: dict[str, float] = {}
+    for column, key in SCORE_KEYS.items():
+        value = data.get(key)
+        if value is None:
+            out[column] = math.nan
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InputError(f"{path}: {key} must be a number, got {value!r}")
+        out[column] = float(value) * (100.0 if column in PERCENT_COLUMNS else 1.0)
+    return out
+
+
+def collect_metrics(
+    benchmark: str,
+    dataset: str,
+    mu_table: float,
+    fid_scores: Iterable[tuple[str, float, str | os.PathLike]] = (),
+    diversity_scores: Iterable[tuple[str, float, str | os.PathLike]] = (),
+) -> pd.DataFrame:
+    """The metrics frame of one benchmark from ``(prior, mu, score.json)`` triples.
+
+    Diversity scores join the row of the same (prior, mu); a setting scored twice is an error.
+    """
+    rows: dict[tuple[str, float], dict] = {}
+
+    def add(prior: str, mu: float, path, fields: Sequence[str]) -> None:
+        key = (str(prior), round(float(mu), 6))
+        row = rows.setdefault(key, {"benchmark": benchmark, "dataset": dataset, "prior": key[0], "mu": key[1],
+                                    **{c: math.nan for c in METRIC_COLUMNS}})
+        score = read_score(path)
+        for c in fields:
+            if not math.isnan(row[c]):
+                raise InputError(f"{path}: setting {key} of {benchmark!r} was already scored for {c}")
+            row[c] = score[c]
+
+    for prior, mu, path in fid_scores:
+        add(prior, mu, path, ("fid", "kid", "kid_std", "miou", "acc"))
+    for prior, mu, path in diversity_scores:
+        add(prior, mu, path, ("lpips", "ms_ssim"))
+    frame = pd.DataFrame(list(rows.values()), columns=[*SETTING_COLUMNS, *METRIC_COLUMNS])
+    frame["table_mu"] = np.isclose(frame["mu"].astype(float), float(mu_table))
+    return frame
+
+
+def read_metrics(paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
+    """Concatenate metrics CSVs (``results/*/metrics.csv``), checking their columns."""
+    frames = []
+    for path in paths:
+        try:
+            frame = pd.read_csv(path)
+        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            raise InputError(f"{path}: not a readable metrics CSV ({exc})") from exc
+        missing = [c for c in (*SETTING_COLUMNS, *METRIC_COLUMNS) if c not in frame.columns]
+        if missing:
+            raise InputError(f"{path}: metrics CSV lacks columns {missing}")
+        frame["table_mu"] = frame["table_mu"].astype(str).str.lower().isin(("true", "1"))
+        frames.append(frame)
+    if not frames:
+        raise InputError("no metrics CSV given")
+    return pd.concat(frames, ignore_index=True)
+
+
+# --------------------------------------------------------------------------- the tables
+
+
+def prior_label(prior: str) -> str:
+    """'joint' -> 'Joint Prior' (the paper's row names)."""
+    words = [w.capitalize() for w in prior.split("_") if w]
+    return " ".join(words if words[-1:] == ["Prior"] else [*words, "Prior"])
+
+
+def _ordered(values: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(values))
+
+
+def _table_rows(metrics: pd.DataFrame) -> pd.DataFrame:
+    rows = metrics[metrics["table_mu"] & (metrics["prior"] != ORACLE_PRIOR)]
+    dup = rows.duplicated(["benchmark", "prior"])
+    if dup.any():
+        raise InputError(f"metrics hold several table settings for {rows[dup][['benchmark', 'prior']].values.tolist()}")
+    return rows
+
+
+def metric_table(metrics: pd.DataFrame, which: Sequence[Metric]) -> pd.DataFrame:
+    """Priors (rows, in order of appearance; the normal prior first) x (benchmark, metric label)."""
+    rows = _table_rows(metrics)
+    priors = _ordered(rows["prior"])
+    if BASELINE_PRIOR in priors:
+        priors.remove(BASELINE_PRIOR)
+        priors.insert(0, BASELINE_PRIOR)
+    benchmarks = _ordered(rows["benchmark"])
+    columns = pd.MultiIndex.from_tuples([(b, m.label) for b in benchmarks for m in which], names=["benchmark", "metric"])
+    table = pd.DataFrame(np.nan, index=pd.Index(priors, name="prior"), columns=columns)
+    for _, r in rows.iterrows():
+        for m in which:
+            table.loc[r["prior"], (r["benchmark"], m.label)] = r[m.column]
+    return table
+
+
+def deltas_to_baseline(table: pd.DataFrame, baseline: str = BASELINE_PRIOR) -> pd.DataFrame | None:
+    """Each value minus the baseline prior's value in the same column (None without a baseline)."""
+    if baseline not in table.index:
+        return None
+    return table - table.loc[baseline]
+
+
+def best_mask(table: pd.DataFrame, metrics: Sequence[Metric]) -> pd.DataFrame:
+    """True where a value is the best of its column as printed (ties are all best; NaN never)."""
+    by_label = {m.label: m for m in metrics}
+    mask = pd.DataFrame(False, index=table.index, columns=table.columns)
+    for col in table.columns:
+        m = by_label[col[-1] if isinstance(col, tuple) else col]
+        shown = table[col].round(m.decimals)
+        if shown.notna().any():
+            best = shown.max() if m.higher_is_better else shown.min()
+            mask[col] = shown == best
+    return mask
+
+
+def table1(metrics: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Table 1: (values, deltas to the normal prior)."""
+    table = metric_table(metrics, TABLE1_METRICS)
+    return table, deltas_to_baseline(table)
+
+
+def table3(metrics: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Table 3: LPIPS and MS-SSIM diversity, (values, deltas to the normal prior)."""
+    table = metric_table(metrics, TABLE3_METRICS)
+    return table, deltas_to_baseline(table)
+
+
+def load_literature(path: str | os.PathLike | None = None) -> pd.DataFrame:
+    """The paper's Table 2 (``method``, ``Cityscapes``, ``ADE20K``, ``COCO-Stuff``, ``source``)."""
+    frame = pd.read_csv(LITERATURE_CSV if path is None else path, comment="#")
+    missing = [c for c in ("method", *LITERATURE_DATASETS.values(), "source") if c not in frame.columns]
+    if missing:
+        raise InputError(f"{path or 'table2_literature.csv'}: lacks columns {missing}")
+    return frame
+
+
+def ours_label(prior: str) -> str:
+    if prior == BASELINE_PRIOR:
+        return "ControlNet / Normal Prior (ours)"
+    return f"SCP-Diff {prior_label(prior)} (ours)"
+
+
+def table2(metrics: pd.DataFrame, literature: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Table 2: FID per method (rows) and dataset (columns); the paper's rows first, then ours.
+
+    Our benchmark joins the paper's column of its dataset (cityscapes, ade20k, cocostuff) and
+    otherwise (the toy benchmarks, a second config of one dataset) gets a column of its own.
+    """
+    lit = load_literature() if literature is None else literature
+    columns = list(LITERATURE_DATASETS.values())
+    table = lit.set_index("method")[columns].astype(float)
+    table["source"] = lit.set_index("method")["source"]
+    rows = _table_rows(metrics)
+    used: set[str] = set()
+    column_of: dict[str, str] = {}
+    for bench, dataset in rows[["benchmark", "dataset"]].drop_duplicates().itertuples(index=False):
+        col = LITERATURE_DATASETS.get(str(dataset))
+        if col is None or col in used:
+            col = str(bench)
+        used.add(col)
+        column_of[bench] = col
+        if col not in table.columns:
+            table.insert(len(table.columns) - 1, col, np.nan)
+    for _, r in rows.iterrows():
+        label = ours_label(r["prior"])
+        if label not in table.index:
+            table.loc[label] = np.nan
+            table.loc[label, "source"] = "this run"
+        table.loc[label, column_of[r["benchmark"]]] = r["fid"]
+    table.index.name = "method"
+    return table
+
+
+# --------------------------------------------------------------------------- output
+
+
+def latex_escape(text: str) -> str:
+    specials = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+    return "".join(specials.get(ch, ch) for ch in str(text))
+
+
+def _format_delta(delta: float, decimals: int) -> str:
+    if not np.isfinite(delta):
+        return ""
+    text = f"{abs(delta):.{decimals}f}"
+    sign = "+" if round(delta, decimals) >= 0 else "$-$"
+    return f" ({sign}{text})"
+
+
+def _cells(table: pd.DataFrame, metrics: Sequence[Metric], deltas: pd.DataFrame | None) -> pd.DataFrame:
+    by_label = {m.label: m for m in metrics}
+    best = best_mask(table, metrics)
+    cells = pd.DataFrame("", index=table.index, columns=table.columns, dtype=object)
+    for col in table.columns:
+        m = by_label[col[-1] if isinstance(col, tuple) else col]
+        for row in table.index:
+            v = table.loc[row, col]
+            if not np.isfinite(v):
+                cells.loc[row, col] = "--"
+                continue
+            text = f"{v:.{m.decimals}f}"
+            if best.loc[row, col]:
+                text = rf"\textbf{{{text}}}"
+            if deltas is not None:
+                text += _format_delta(deltas.loc[row, col], m.decimals)
+            cells.loc[row, col] = text
+    return cells
+
+
+def to_latex(
+    table: pd.DataFrame,
+    metrics: Sequence[Metric],
+    deltas: pd.DataFrame | None = None,
+    caption: str = "",
+    label: str = "",
+    row_labels=prior_label,
+    row_header: str = "Method",
+) -> str:
+    """A booktabs ``table`` environment: values to the metric's decimals, the column's best bold,
+    the delta to the baseline in parentheses."""
+    cells = _cells(table, metrics, deltas)
+    by_label = {m.label: m for m in metrics}
+    cells.index = [latex_escape(row_labels(r)) for r in cells.index]
+    # the row header sits in the last header row, beside the metric names
+    if isinstance(cells.columns, pd.MultiIndex):
+        cells.columns = pd.MultiIndex.from_tuples(
+            [(latex_escape(b), f"{lab} {by_label[lab].arrow}") for b, lab in cells.columns], names=["", row_header]
+        )
+    else:
+        cells.columns = pd.Index([f"{lab} {by_label[lab].arrow}" for lab in cells.columns], name=row_header)
+    styler = cells.style
+    return styler.to_latex(
+        hrules=True,
+        column_format="l" + "c" * len(cells.columns),
+        multicol_align="c",
+        caption=caption or None,
+        label=label or None,
+        position_float="centering",
+    )
+
+
+def table_to_csv_frame(table: pd.DataFrame, deltas: pd.DataFrame | None) -> pd.DataFrame:
+    """Flat columns ``{benchmark}/{metric}`` and ``{benchmark}/{metric} delta`` for spreadsheets."""
+    out = pd.DataFrame(index=table.index)
+    for col in table.columns:
+        name = "/".join(str(c) for c in col) if isinstance(col, tuple) else str(col)
+        out[name] = table[col]
+        if deltas is not None:
+            out[f"{name} delta"] = deltas[col]
+    return out
+
+
+def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, float_format="%.6g")
+
+
+def write_tables(metrics: pd.DataFrame, out_dir: str | os.PathLike, literature: pd.DataFrame | None = None) -> list[Path]:
+    """Write ``table{1,2,3}.{csv,tex}`` into ``out_dir``; returns the written paths."""
+    out = Path(out_dir)
+    written = []
+    t1, d1 = table1(metrics)
+    t3, d3 = table3(metrics)
+    t2 = table2(metrics, literature)
+    _write_csv(table_to_csv_frame(t1, d1), out / "table1.csv")
+    write_text_atomic(out / "table1.tex", to_latex(
+        t1, TABLE1_METRICS, d1, label="tab:noise-priors",
+        caption="Quantitative comparison of noise priors (Table 1 of SCP-Diff); in parentheses the "
+                "difference to the normal prior."))
+    fid_cols = [c for c in t2.columns if c != "source"]
+    _write_csv(t2, out / "table2.csv")
+    fid_metric = Metric("fid", "FID", False, 1)
+    t2_numeric = t2[fid_cols]
+    t2_numeric.columns = pd.MultiIndex.from_tuples([(c, "FID") for c in fid_cols])
+    write_text_atomic(out / "table2.tex", to_latex(
+        t2_numeric, (fid_metric,), None, label="tab:sota", row_labels=str,
+        caption="FID of our runs beside the state of the art as reported in Table 2 of SCP-Diff."))
+    _write_csv(table_to_csv_frame(t3, d3), out / "table3.csv")
+    write_text_atomic(out / "table3.tex", to_latex(
+        t3, TABLE3_METRICS, d3, label="tab:diversity",
+        caption="Diversity of samples from one label map (Table 3 of SCP-Diff): mean pairwise LPIPS "
+                "(higher: more diverse) and MS-SSIM (lower: more diverse)."))
+    written += [out / f"table{i}.{ext}" for i in (1, 2, 3) for ext in ("csv", "tex")]
+    return written
+
+
+def write_metrics(metrics: pd.DataFrame, path: str | os.PathLike) -> None:
+    with atomic_path(path) as tmp:
+        metrics.to_csv(tmp, index=False, float_format="%.6g")

@@ -1,0 +1,281 @@
+"""Tiny, randomly initialised Stable-Diffusion components built from configs (no downloads).
+
+They have the same classes and interfaces as SD 2.1's (CLIP tokenizer and text encoder,
+``UNet2DConditionModel``, ``AutoencoderKL`` with a latent factor of 8, ``ControlNetModel``), so
+every code path of scpdiff runs on them: the tests use them as they are, and the toy benchmark
+trains the same builders (somewhat larger) as its VAE and base model.
+
+    tok = tiny_tokenizer()
+    text = tiny_text_encoder(tok.vocab_size, bos_token_id=tok.bos_token_id, ...)
+    unet = tiny_unet(sample_size=(8, 16))
+    vae = tiny_vae()
+    controlnet = tiny_controlnet(unet)
+    save_tiny_base("work/base")        # a folder StableDiffusionPipeline.from_pretrained loads offline
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import torch
+
+from .io import atomic_dir
+
+SPECIAL_TOKENS = ("<|startoftext|>", "<|endoftext|>")
+
+
+@contextlib.contextmanager
+def _seeded(seed: int) -> Iterator[None]:
+    """Initialise modules from ``seed`` and leave the caller's global RNG state untouched."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def _groups(channels: Sequence[int], limit: int = 32) -> int:
+    """The largest GroupNorm group count <= ``limit`` dividing every channel count."""
+    g = 0
+    for c in channels:
+        g = math.gcd(g, int(c))
+    return max(d for d in range(1, min(g, limit) + 1) if g % d == 0)
+
+
+def _byte_symbols() -> list[str]:
+    from transformers.models.clip.tokenization_clip import bytes_to_unicode
+
+    return list(bytes_to_unicode().values())
+
+
+def write_tokenizer_files(save_dir: str | os.PathLike, merges: Sequence[tuple[str, str]] = ()) -> Path:
+    """Write a byte-level CLIP ``vocab.json`` / ``merges.txt`` into ``save_dir``.
+
+    The vocabulary is every byte symbol, with and without the end-of-word marker ``</w>``, the
+    merged symbols of ``merges``, and the start/end-of-text tokens last (as in CLIP's own vocab),
+    so any text tokenizes (a byte per token when no merge applies).
+    """
+    save_dir = Path(save_dir)
+    save_dir.mkdir(parents=True, exist_ok=True)
+    symbols = _byte_symbols()
+    tokens = symbols + [s + "</w>" for s in symbols] + ["".join(m) for m in merges]
+    tokens += [t for t in SPECIAL_TOKENS]
+    vocab: dict[str, int] = {}
+    for t in tokens:
+        vocab.setdefault(t, len(vocab))
+    (save_dir / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
+    lines = ["#version: 0.2"] + [f"{a} {b}" for a, b in merges]
+    (save_dir / "merges.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return save_dir
+
+
+def tiny_tokenizer(save_dir: str | os.PathLike | None = None, model_max_length: int = 77):
+    """A :class:`~transformers.CLIPTokenizer` on a small byte-level vocabulary (514 tokens).
+
+    With ``save_dir`` the vocab files are written there and kept; otherwise in a temporary folder
+    (the tokenizer keeps its vocabulary in memory, so the folder may go).
+    """
+    from transformers import CLIPTokenizer
+
+    def build(folder: Path):
+        write_tokenizer_files(folder)
+        return CLIPTokenizer(
+            vocab_file=str(folder / "vocab.json"),
+            merges_file=str(folder / "merges.txt"),
+            model_max_length=model_max_length,
+        )
+
+    if save_dir is not None:
+        return build(Path(save_dir))
+    with tempfile.TemporaryDirectory(prefix="scpdiff-tok-") as tmp:
+        return build(Path(tmp))
+
+
+def tiny_text_encoder(
+    vocab_size: int,
+    hidden_size: int = 32,
+    intermediate_size: int = 64,
+    num_hidden_layers: int = 2,
+    num_attention_heads: int = 4,
+    max_position_embeddings: int = 77,
+    bos_token_id: int | None = None,
+    eos_token_id: int | None = None,
+    pad_token_id: int | None = None,
+    seed: int = 0,
+):
+    """A :class:`~transformers.CLIPTextModel`; its ``hidden_size`` is the UNet's cross-attention dim.
+
+    Token ids default to those of :func:`tiny_tokenizer` (start/end-of-text are the last two ids).
+    """
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    bos = vocab_size - 2 if bos_token_id is None else bos_token_id
+    eos = vocab_size - 1 if eos_token_id is None else eos_token_id
+    config = CLIPTextConfig(
+        vocab_size=vocab_size,
+        hidden_size=hidden_size,
+        intermediate_size=intermediate_size,
+        num_hidden_layers=num_hidden_layers,
+        num_attention_heads=num_attention_heads,
+        max_position_embeddings=max_position_embeddings,
+        bos_token_id=bos,
+        eos_token_id=eos,
+        pad_token_id=eos if pad_token_id is None else pad_token_id,
+        projection_dim=hidden_size,
+    )
+    with _seeded(seed):
+        return CLIPTextModel(config).eval()
+
+
+def tiny_unet(
+    sample_size: int | tuple[int, int] = (8, 16),
+    block_out_channels: Sequence[int] = (32, 64),
+    cross_attention_dim: int = 32,
+    layers_per_block: int = 1,
+    attention_head_dim: int = 8,
+    in_channels: int = 4,
+    norm_num_groups: int | None = None,
+    seed: int = 0,
+):
+    """A :class:`~diffusers.UNet2DConditionModel` with SD's block layout, scaled down.
+
+    The first level has no attention (like a ``DownBlock2D``); the deeper levels cross-attend to
+    the text encoder's states. ``sample_size`` is in latent pixels ([H/8, W/8]).
+    """
+    from diffusers import UNet2DConditionModel
+
+    n = len(block_out_channels)
+    down = ("DownBlock2D",) + ("CrossAttnDownBlock2D",) * (n - 1)
+    up = ("CrossAttnUpBlock2D",) * (n - 1) + ("UpBlock2D",)
+    with _seeded(seed):
+        return UNet2DConditionModel(
+            sample_size=list(sample_size) if isinstance(sample_size, (tuple, list)) else sample_size,
+            in_channels=in_channels,
+            out_channels=in_channels,
+            down_block_types=down,
+            up_block_types=up,
+            block_out_channels=tuple(block_out_channels),
+            layers_per_block=layers_per_block,
+            cross_attention_dim=cross_attention_dim,
+            attention_head_dim=attention_head_dim,
+            norm_num_groups=norm_num_groups or _groups(block_out_channels),
+        ).eval()
+
+
+def tiny_vae(
+    block_out_channels: Sequence[int] = (8, 16, 16, 16),
+    latent_channels: int = 4,
+    layers_per_block: int = 1,
+    norm_num_groups: int | None = None,
+    scaling_factor: float = 0.18215,
+    sample_size: int = 64,
+    seed: int = 0,
+):
+    """An :class:`~diffusers.AutoencoderKL`; ``len(block_out_channels) - 1`` downsamplings (4 -> 8x)."""
+    from diffusers import AutoencoderKL
+
+    n = len(block_out_channels)
+    with _seeded(seed):
+        return AutoencoderKL(
+            in_channels=3,
+            out_channels=3,
+            down_block_types=("DownEncoderBlock2D",) * n,
+            up_block_types=("UpDecoderBlock2D",) * n,
+            block_out_channels=tuple(block_out_channels),
+            layers_per_block=layers_per_block,
+            latent_channels=latent_channels,
+            norm_num_groups=norm_num_groups or _groups(block_out_channels),
+            scaling_factor=scaling_factor,
+            sample_size=sample_size,
+        ).eval()
+
+
+def tiny_controlnet(unet, conditioning_embedding_out_channels: Sequence[int] = (8, 16, 16, 16), seed: int = 0):
+    """A :class:`~diffusers.ControlNetModel` copied from ``unet``'s encoder (zero convolutions at 0).
+
+    The conditioning embedding downsamples ``len(conditioning_embedding_out_channels) - 1`` times:
+    4 levels (factor 8) so that a mask at image resolution meets the latent resolution.
+    ``seed`` seeds the conditioning embedding's initialisation.
+    """
+    from diffusers import ControlNetModel
+
+    with _seeded(seed):
+        return ControlNetModel.from_unet(
+            unet, conditioning_embedding_out_channels=tuple(conditioning_embedding_out_channels)
+        ).eval()
+
+
+def sd_scheduler_config(prediction_type: str = "epsilon") -> dict:
+    """Stable Diffusion's noise schedule (``scaled_linear`` betas 0.00085..0.012 over 1000 steps)."""
+    return {
+        "num_train_timesteps": 1000,
+        "beta_start": 0.00085,
+        "beta_end": 0.012,
+        "beta_schedule": "scaled_linear",
+        "clip_sample": False,
+        "set_alpha_to_one": False,
+        "steps_offset": 1,
+        "timestep_spacing": "leading",
+        "prediction_type": prediction_type,
+    }
+
+
+def tiny_pipeline_components(
+    sample_size: tuple[int, int] = (8, 16),
+    unet_channels: Sequence[int] = (32, 64),
+    vae_channels: Sequence[int] = (8, 16, 16, 16),
+    text_hidden_size: int = 32,
+    prediction_type: str = "epsilon",
+    seed: int = 0,
+) -> dict:
+    """The components of a tiny SD pipeline (``vae, text_encoder, tokenizer, unet, scheduler``)."""
+    from diffusers import DDIMScheduler
+
+    tokenizer = tiny_tokenizer()
+    text_encoder = tiny_text_encoder(
+        len(tokenizer),
+        hidden_size=text_hidden_size,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        seed=seed,
+    )
+    return {
+        "vae": tiny_vae(vae_channels, seed=seed + 1),
+        "text_encoder": text_encoder,
+        "tokenizer": tokenizer,
+        "unet": tiny_unet(sample_size, unet_channels, cross_attention_dim=text_hidden_size, seed=seed + 2),
+        "scheduler": DDIMScheduler(**sd_scheduler_config(prediction_type)),
+    }
+
+
+def save_base(path: str | os.PathLike, vae, text_encoder, tokenizer, unet, scheduler) -> Path:
+    """Write the components as a diffusers Stable-Diffusion folder (atomically)."""
+    from diffusers import StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    path = Path(path)
+    with atomic_dir(path) as tmp:
+        pipe.save_pretrained(tmp)
+    return path
+
+
+def save_tiny_base(path: str | os.PathLike, **kwargs) -> Path:
+    """A complete tiny SD folder (unet/ vae/ text_encoder/ tokenizer/ scheduler/ model_index.json).
+
+    ``kwargs`` go to :func:`tiny_pipeline_components`.
+    """
+    return save_base(path, **tiny_pipeline_components(**kwargs))

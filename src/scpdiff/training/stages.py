@@ -1,0 +1,208 @@
+"""What the ``scpdiff train-*`` commands run: each stage reads its settings from the benchmark's
+``training.<stage>`` mapping, trains with :func:`~scpdiff.training.loop.run_training` (resuming
+from ``OUT.state/``), and writes its model folder atomically, with ``train_log.csv`` and
+``training.json`` (settings, steps, wall time, final loss) inside.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+from pathlib import Path
+
+import torch
+
+from ..benchmark import Benchmark
+from ..datasets import open_dataset
+from ..errors import ConfigError
+from ..io import atomic_path
+from .loop import LoopConfig, LoopResult, run_training
+
+
+def open_split(bench: Benchmark, split: str = "train"):
+    ds = bench["dataset"]
+    name = ds.get(f"{split}_split", split)
+    return open_dataset(ds["kind"], root=ds["root"], split=name, resolution=bench.resolution)
+
+
+def stage_config(bench: Benchmark, stage: str, cls: type[LoopConfig], **overrides) -> LoopConfig:
+    values = (bench.get("training") or {}).get(stage)
+    return cls.from_mapping(values, source=f"{bench.path or bench.name}: training.{stage}", **overrides)
+
+
+def state_dir_for(out: str | os.PathLike) -> Path:
+    out = Path(out)
+    return out.with_name(out.name + ".state")
+
+
+def require_toy(bench: Benchmark, command: str) -> None:
+    if not bench.is_toy:
+        raise ConfigError(f"{bench.path or bench.name}: `scpdiff {command}` trains the toy models only (models.base is {bench['models']['base']!r})")
+
+
+def _summary(cfg: LoopConfig, result: LoopResult, **extra) -> str:
+    last = result.log[-1] if result.log else {}
+    info = {
+        "config": dataclasses.asdict(cfg),
+        "steps": result.step,
+        "seconds": round(result.seconds, 2),
+        "final_loss": float(last["loss"]) if last else None,
+        "torch_threads": torch.get_num_threads(),
+        **extra,
+    }
+    return json.dumps(info, indent=1)
+
+
+def _finish(out: Path, cfg: LoopConfig, result: LoopResult, keep_state: bool, **extra) -> None:
+    """Add the log and summary to the finished model folder; drop the checkpoints unless asked not to."""
+    state = state_dir_for(out)
+    log = state / "train_log.csv"
+    if log.is_file():
+        with atomic_path(out / "train_log.csv") as tmp:
+            shutil.copyfile(log, tmp)
+    with atomic_path(out / "training.json") as tmp:
+        tmp.write_text(_summary(cfg, result, **extra))
+    if not keep_state:
+        shutil.rmtree(state / "checkpoints", ignore_errors=True)
+    print(f"wrote {out} ({result.step} steps, {result.seconds:.0f} s)")
+
+
+def _stopped(result: LoopResult) -> bool:
+    if not result.finished:
+        print(f"stopped after step {result.step}; rerun the same command to resume")
+        return True
+    return False
+
+
+# ------------------------------------------------------------------------------------------ stages
+def train_vae(bench: Benchmark, out, resume=True, stop_after=None, keep_state=False, **overrides) -> LoopResult:
+    from .vae import VaeTask, VaeTrainConfig, build_vae, fit_scaling_factor
+
+    require_toy(bench, "train-vae")
+    cfg = stage_config(bench, "vae", VaeTrainConfig, **overrides)
+    dataset = open_split(bench, "train")
+    task = VaeTask(build_vae(cfg, seed=cfg.seed), cfg.kl_weight)
+    result, model = run_training(task, dataset, cfg, state_dir_for(out), resume=resume, stop_after=stop_after)
+    if _stopped(result):
+        return result
+    vae = model.vae.eval()
+    vae.register_to_config(scaling_factor=fit_scaling_factor(vae, dataset, cfg.scaling_images))
+    from ..io import atomic_dir
+
+    with atomic_dir(out) as tmp:
+        vae.save_pretrained(tmp)
+    _finish(Path(out), cfg, result, keep_state, scaling_factor=vae.config.scaling_factor)
+    return result
+
+
+def train_base(bench: Benchmark, vae_dir, out, resume=True, stop_after=None, keep_state=False, **overrides) -> LoopResult:
+    from diffusers import AutoencoderKL, DDIMScheduler
+
+    from ..tiny_models import save_base, sd_scheduler_config, tiny_text_encoder, tiny_tokenizer, tiny_unet
+    from .base import BaseTask, BaseTrainConfig
+
+    require_toy(bench, "train-base")
+    cfg = stage_config(bench, "base", BaseTrainConfig, **overrides)
+    if not (Path(vae_dir) / "config.json").is_file():
+        raise ConfigError(f"{vae_dir}: not a VAE folder (run `scpdiff train-vae` first)")
+    vae = AutoencoderKL.from_pretrained(vae_dir, torch_dtype=torch.float32).eval()
+    tokenizer = tiny_tokenizer()
+    text_encoder = tiny_text_encoder(
+        len(tokenizer),
+        hidden_size=cfg.text_hidden_size,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        seed=cfg.seed,
+    )
+    _, h, w = bench.latent_shape
+    unet = tiny_unet(
+        sample_size=(h, w),
+        block_out_channels=tuple(cfg.block_out_channels),
+        cross_attention_dim=cfg.text_hidden_size,
+        layers_per_block=cfg.layers_per_block,
+        attention_head_dim=cfg.attention_head_dim,
+        seed=cfg.seed + 1,
+    )
+    scheduler_config = sd_scheduler_config(bench["models"].get("prediction_type", "epsilon"))
+    dataset = open_split(bench, "train")
+    task = BaseTask(
+        unet, vae, text_encoder, tokenizer, bench["prompt"], scheduler_config, cache_dataset=dataset if cfg.cache_latents else None
+    )
+    result, unet = run_training(task, dataset, cfg, state_dir_for(out), resume=resume, stop_after=stop_after)
+    if _stopped(result):
+        return result
+    save_base(out, vae.to("cpu"), text_encoder.to("cpu"), tokenizer, unet.to("cpu").eval(), DDIMScheduler(**scheduler_config))
+    _finish(Path(out), cfg, result, keep_state, vae=str(vae_dir))
+    return result
+
+
+def train_controlnet(bench: Benchmark, base_dir, out, resume=True, stop_after=None, keep_state=False, **overrides) -> LoopResult:
+    from .components import load_base_components
+    from .controlnet import ControlNetTask, ControlNetTrainConfig, build_controlnet, save_finetuned
+
+    cfg = stage_config(bench, "controlnet", ControlNetTrainConfig, **overrides)
+    parts = load_base_components(base_dir)
+    declared = bench["models"].get("prediction_type")
+    actual = parts["scheduler_config"].get("prediction_type", "epsilon")
+    if declared and declared != actual:
+        raise ConfigError(
+            f"{bench.path or bench.name}: models.prediction_type is {declared!r} but the base model's scheduler "
+            f"({base_dir}/scheduler) declares {actual!r}"
+        )
+    dataset = open_split(bench, "train")
+    controlnet = build_controlnet(parts["unet"], cfg.conditioning_embedding_out_channels, seed=cfg.seed)
+    task = ControlNetTask(
+        controlnet,
+        parts["unet"],
+        parts["vae"],
+        parts["text_encoder"],
+        parts["tokenizer"],
+        bench["prompt"],
+        parts["scheduler_config"],
+        dataset.classes.palette,
+        dataset.classes.ignore_index,
+        unlock_decoder=cfg.unlock_decoder,
+        prompt_dropout=cfg.prompt_dropout,
+        gradient_checkpointing=cfg.gradient_checkpointing,
+        cache_dataset=dataset if cfg.cache_latents else None,
+    )
+    result, model = run_training(task, dataset, cfg, state_dir_for(out), resume=resume, stop_after=stop_after)
+    if _stopped(result):
+        return result
+    save_finetuned(out, model.to("cpu").eval(), cfg.unlock_decoder)
+    _finish(Path(out), cfg, result, keep_state, base=str(base_dir), prediction_type=actual)
+    return result
+
+
+def train_segmenter(bench: Benchmark, out, resume=True, stop_after=None, keep_state=False, **overrides) -> LoopResult:
+    from ..segmenters.toy import ToySegNet, save_toy_segmenter
+    from .segmenter import SegmenterTask, SegmenterTrainConfig, evaluate_miou
+
+    require_toy(bench, "train-segmenter")
+    cfg = stage_config(bench, "segmenter", SegmenterTrainConfig, **overrides)
+    dataset = open_split(bench, "train")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        net = ToySegNet(dataset.num_classes, tuple(cfg.channels))
+    task = SegmenterTask(net, dataset.ignore_index, cfg.augment)
+    result, net = run_training(task, dataset, cfg, state_dir_for(out), resume=resume, stop_after=stop_after)
+    if _stopped(result):
+        return result
+    net = net.to("cpu").eval()
+    val = open_split(bench, "val")
+    val_miou = evaluate_miou(net, val)
+    config = {
+        "kind": "toy",
+        "num_classes": dataset.num_classes,
+        "class_names": list(dataset.classes.names),
+        "channels": list(cfg.channels),
+        "resolution": list(bench.resolution),
+        "ignore_index": dataset.ignore_index,
+        "val_miou": val_miou,
+    }
+    save_toy_segmenter(out, net, config)
+    _finish(Path(out), cfg, result, keep_state, val_miou=val_miou)
+    return result

@@ -1,0 +1,84 @@
+"""Training the toy's tiny VAE (an :class:`~diffusers.AutoencoderKL`, latent factor 8, 4 channels).
+
+The objective is LDM's first-stage loss without the perceptual and adversarial terms (no
+pretrained networks can be downloaded here): ``|x - D(z)|_1 + |x - D(z)|_2^2 + w * KL(q(z|x) || N(0, I))``
+with ``z ~ q(z|x)``. As in SD, the latents are afterwards scaled by ``scaling_factor = 1 / std(z)``
+so the diffusion model sees roughly unit-variance latents (SD's 0.18215 was found the same way).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from ..datasets.base import SegmentationDataset
+from .loop import LoopConfig
+
+
+@dataclass
+class VaeTrainConfig(LoopConfig):
+    steps: int = 1200
+    batch_size: int = 16
+    lr: float = 1e-3
+    mixed_precision: str = "no"
+    checkpoint_every: int = 200
+    block_out_channels: list[int] = field(default_factory=lambda: [16, 32, 64, 64])
+    layers_per_block: int = 1
+    kl_weight: float = 1e-4  # per element of the latent, relative to the per-pixel reconstruction terms
+    scaling_images: int = 256  # training images whose latents set scaling_factor
+
+
+class VaeWithKl(torch.nn.Module):
+    """``forward(x, generator) -> (reconstruction, KL per latent element)`` so DDP sees one call."""
+
+    def __init__(self, vae):
+        super().__init__()
+        self.vae = vae
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator):
+        dist = self.vae.encode(x).latent_dist
+        eps = torch.randn(dist.mean.shape, generator=generator, device=generator.device, dtype=torch.float32)
+        z = dist.mean + dist.std * eps.to(dist.mean.device, dist.mean.dtype)
+        kl = 0.5 * (dist.mean.pow(2) + dist.var - 1.0 - dist.logvar).mean()
+        return self.vae.decode(z).sample, kl
+
+
+class VaeTask:
+    def __init__(self, vae, kl_weight: float):
+        self.model = VaeWithKl(vae)
+        self.kl_weight = kl_weight
+
+    def trainable(self) -> torch.nn.Module:
+        return self.model
+
+    def setup(self, device, weight_dtype) -> None:
+        pass
+
+    def loss(self, model, batch, generator) -> torch.Tensor:
+        x = batch["pixel_values"]
+        rec, kl = model(x, generator)
+        return F.l1_loss(rec, x) + F.mse_loss(rec, x) + self.kl_weight * kl
+
+
+def build_vae(cfg: VaeTrainConfig, seed: int = 0):
+    from ..tiny_models import tiny_vae
+
+    return tiny_vae(block_out_channels=tuple(cfg.block_out_channels), layers_per_block=cfg.layers_per_block, seed=seed)
+
+
+@torch.no_grad()
+def fit_scaling_factor(vae, dataset: SegmentationDataset, num_images: int, batch_size: int = 32) -> float:
+    """``1 / std`` of the posterior means of the first ``num_images`` images (SD's convention)."""
+    from .data import ImageMaskSamples
+
+    samples = ImageMaskSamples(dataset)
+    vae = vae.eval()
+    n = min(num_images, len(samples))
+    device = next(vae.parameters()).device
+    values = []
+    for start in range(0, n, batch_size):
+        x = torch.stack([samples[i]["pixel_values"] for i in range(start, min(n, start + batch_size))]).to(device)
+        values.append(vae.encode(x).latent_dist.mean.double().flatten())
+    return float(1.0 / torch.cat(values).std())

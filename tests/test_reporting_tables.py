@@ -1,0 +1,201 @@
+"""Tables 1-3 from hand-built score files: values, deltas to the normal prior, bold best, LaTeX."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scpdiff.cli import main
+from scpdiff.errors import InputError
+from scpdiff.reporting import tables as T
+
+# the paper's Table 1 (Cityscapes, ADE20K): mIoU, Acc, FID
+PAPER_TABLE1 = {
+    "cityscapes": {
+        "normal": (65.14, 94.14, 23.35),
+        "spatial": (66.77, 94.29, 12.83),
+        "categorical": (66.86, 94.54, 11.63),
+        "joint": (67.92, 94.65, 10.53),
+    },
+    "ade20k": {
+        "normal": (20.73, 61.14, 20.58),
+        "spatial": (20.86, 64.46, 16.03),
+        "categorical": (21.86, 66.63, 16.56),
+        "joint": (25.61, 71.79, 12.66),
+    },
+}
+PAPER_DELTAS = {  # the parenthesised values of the paper's Table 1
+    ("cityscapes", "joint"): (2.78, 0.51, -12.82),
+    ("cityscapes", "spatial"): (1.63, 0.15, -10.52),
+    ("ade20k", "joint"): (4.88, 10.65, -7.92),
+    ("ade20k", "categorical"): (1.13, 5.49, -4.02),
+}
+
+
+def _write_score(path, fid=None, miou=None, acc=None, lpips=None, ms_ssim=None):
+    row = {"num_images": 10}
+    if fid is not None:
+        row.update(fid=fid, kid=0.01, kid_std=0.001)
+    if miou is not None:
+        row.update(miou=miou / 100.0, pixel_accuracy=acc / 100.0)  # scpdiff score writes fractions
+    if lpips is not None:
+        row.update(lpips=lpips, ms_ssim=ms_ssim)
+    path.write_text(json.dumps({**row, "provenance": {"benchmark": "x"}}))
+    return path
+
+
+def _paper_metrics(tmp_path) -> pd.DataFrame:
+    frames = []
+    for bench, rows in PAPER_TABLE1.items():
+        fid_scores, div_scores = [], []
+        for prior, (miou, acc, fid) in rows.items():
+            fid_scores.append((prior, 0.85, _write_score(tmp_path / f"{bench}_{prior}.json", fid, miou, acc)))
+            # a second mu that must not enter the tables
+            fid_scores.append((prior, 1.0, _write_score(tmp_path / f"{bench}_{prior}_1.json", fid + 5, miou - 1, acc - 1)))
+            lp = {"normal": 0.59, "spatial": 0.57, "categorical": 0.58, "joint": 0.56}[prior]
+            ms = {"normal": 0.17, "spatial": 0.19, "categorical": 0.18, "joint": 0.21}[prior]
+            div_scores.append((prior, 0.85, _write_score(tmp_path / f"{bench}_{prior}_div.json", lpips=lp, ms_ssim=ms)))
+        fid_scores.append(("oracle", 0.5, _write_score(tmp_path / f"{bench}_oracle.json", 3.0, 90.0, 99.0)))
+        frames.append(T.collect_metrics(bench, bench, 0.85, fid_scores, div_scores))
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_read_score_converts_fractions_to_percent(tmp_path):
+    p = _write_score(tmp_path / "s.json", fid=12.5, miou=65.14, acc=94.14)
+    got = T.read_score(p)
+    assert got["fid"] == 12.5
+    assert got["miou"] == pytest.approx(65.14)
+    assert got["acc"] == pytest.approx(94.14)
+    assert math.isnan(got["lpips"]) and math.isnan(got["ms_ssim"])
+
+
+@pytest.mark.parametrize("text", ["not json", "[1, 2]", '{"fid": "low"}'])
+def test_read_score_rejects_bad_files(tmp_path, text):
+    p = tmp_path / "bad.json"
+    p.write_text(text)
+    with pytest.raises(InputError, match="bad.json"):
+        T.read_score(p)
+
+
+def test_table1_values_and_deltas_match_the_paper(tmp_path):
+    metrics = _paper_metrics(tmp_path)
+    table, deltas = T.table1(metrics)
+    assert list(table.index) == ["normal", "spatial", "categorical", "joint"]  # oracle excluded
+    assert list(table.columns.get_level_values(0).unique()) == ["cityscapes", "ade20k"]
+    for bench, rows in PAPER_TABLE1.items():
+        for prior, values in rows.items():
+            got = [table.loc[prior, (bench, m)] for m in ("mIoU", "Acc", "FID")]
+            np.testing.assert_allclose(got, values, atol=1e-9)
+    for (bench, prior), expected in PAPER_DELTAS.items():
+        got = [deltas.loc[prior, (bench, m)] for m in ("mIoU", "Acc", "FID")]
+        np.testing.assert_allclose(got, expected, atol=1e-9)
+    assert (deltas.loc["normal"] == 0).all()
+
+
+def test_best_mask_picks_max_for_miou_and_min_for_fid_with_ties():
+    cols = pd.MultiIndex.from_tuples([("b", "mIoU"), ("b", "FID")])
+    table = pd.DataFrame([[50.0, 20.0], [52.004, 10.0], [52.001, np.nan]], index=["normal", "a", "c"], columns=cols)
+    mask = T.best_mask(table, (T.MIOU, T.FID))
+    # 52.004 and 52.001 both print as 52.00: a tie, both bold; NaN never best
+    assert mask[("b", "mIoU")].tolist() == [False, True, True]
+    assert mask[("b", "FID")].tolist() == [False, True, False]
+
+
+def test_table1_latex_is_booktabs_with_bold_best_and_signed_deltas(tmp_path):
+    metrics = _paper_metrics(tmp_path)
+    table, deltas = T.table1(metrics)
+    tex = T.to_latex(table, T.TABLE1_METRICS, deltas, caption="c", label="tab:x")
+    for rule in (r"\toprule", r"\midrule", r"\bottomrule"):
+        assert tex.count(rule) == 1
+    assert r"\multicolumn{3}{c}{cityscapes}" in tex and r"\multicolumn{3}{c}{ade20k}" in tex
+    joint = next(line for line in tex.splitlines() if line.startswith("Joint Prior"))
+    # the joint prior is best in every column of the paper's Table 1
+    assert joint.count(r"\textbf{") == 6
+    assert r"\textbf{10.53} ($-$12.82)" in joint and r"\textbf{67.92} (+2.78)" in joint
+    normal = next(line for line in tex.splitlines() if line.startswith("Normal Prior"))
+    assert r"\textbf" not in normal and "65.14 (+0.00)" in normal
+    spatial = next(line for line in tex.splitlines() if line.startswith("Spatial Prior"))
+    # ADE20K: spatial has the second-best FID but not the best; no bold anywhere in its row
+    assert r"\textbf" not in spatial and "16.03 ($-$4.55)" in spatial
+
+
+def test_table3_bold_direction_lpips_up_msssim_down(tmp_path):
+    table, deltas = T.table3(_paper_metrics(tmp_path))
+    tex = T.to_latex(table, T.TABLE3_METRICS, deltas)
+    normal = next(line for line in tex.splitlines() if line.startswith("Normal Prior"))
+    joint = next(line for line in tex.splitlines() if line.startswith("Joint Prior"))
+    # normal has the highest LPIPS and lowest MS-SSIM (most diverse): bold in all four columns
+    assert normal.count(r"\textbf{") == 4
+    assert r"\textbf" not in joint and r"0.560 ($-$0.030)" in joint
+
+
+def test_table2_puts_our_fid_in_the_dataset_column_beside_the_literature(tmp_path):
+    metrics = _paper_metrics(tmp_path)
+    t2 = T.table2(metrics)
+    lit = T.load_literature()
+    assert t2.loc["OASIS", "Cityscapes"] == 47.7 and t2.loc["OASIS", "ADE20K"] == 28.3
+    assert t2.loc["SCP-Diff Joint Prior (ours)", "Cityscapes"] == pytest.approx(10.53)
+    assert t2.loc["ControlNet / Normal Prior (ours)", "ADE20K"] == pytest.approx(20.58)
+    assert np.isnan(t2.loc["SCP-Diff Joint Prior (ours)", "COCO-Stuff"])
+    assert len(t2) == len(lit) + 4
+    assert t2.loc["SCP-Diff Joint Prior (ours)", "source"] == "this run"
+
+
+def test_table2_gives_a_toy_benchmark_its_own_column(tmp_path):
+    p = _write_score(tmp_path / "n.json", 40.0, 30.0, 70.0)
+    metrics = T.collect_metrics("smoke", "toy", 0.85, [("normal", 0.85, p)])
+    t2 = T.table2(metrics)
+    assert "smoke" in t2.columns
+    assert t2.loc["ControlNet / Normal Prior (ours)", "smoke"] == 40.0
+    assert t2["smoke"].notna().sum() == 1
+
+
+def test_literature_file_holds_the_papers_table2():
+    lit = T.load_literature().set_index("method")
+    assert lit.loc["ECGAN", "Cityscapes"] == 44.5 and lit.loc["ECGAN", "COCO-Stuff"] == 15.7
+    assert lit.loc["SCP-Diff Joint Prior (paper)", "ADE20K"] == 13.0
+    assert np.isnan(lit.loc["SIMS", "ADE20K"])
+    assert lit["source"].str.contains("SCP-Diff Table 2").all()
+
+
+def test_collect_metrics_rejects_a_setting_scored_twice(tmp_path):
+    p = _write_score(tmp_path / "a.json", 1.0, 2.0, 3.0)
+    with pytest.raises(InputError, match="already scored"):
+        T.collect_metrics("b", "toy", 0.5, [("joint", 0.5, p), ("joint", 0.5, p)])
+
+
+def test_latex_escapes_registered_variant_names():
+    table = pd.DataFrame([[1.0]], index=["my_variant"], columns=pd.MultiIndex.from_tuples([("a_b", "FID")]))
+    tex = T.to_latex(table, (T.FID,))
+    assert r"My Variant Prior" in tex and r"a\_b" in tex
+
+
+def test_tables_command_writes_metrics_and_tables_and_summary(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = ["tables", "--benchmark", "smoke"]
+    for prior, fid in (("normal", 30.0), ("joint", 20.0)):
+        for mu in ("0.85", "1"):
+            f = _write_score(tmp_path / f"{prior}{mu}.json", fid + float(mu), 50.0, 80.0)
+            args += ["--score", prior, mu, str(f)]
+        d = _write_score(tmp_path / f"{prior}_div.json", lpips=0.3, ms_ssim=0.4)
+        args += ["--diversity-score", prior, "0.85", str(d)]
+    assert main(args + ["--out-dir", "out"]) == 0
+    metrics = pd.read_csv(tmp_path / "out" / "metrics.csv")
+    assert len(metrics) == 4 and metrics["table_mu"].sum() == 2
+    t1 = pd.read_csv(tmp_path / "out" / "table1.csv", index_col=0)
+    assert t1.loc["joint", "smoke/FID"] == pytest.approx(20.85)
+    assert t1.loc["joint", "smoke/FID delta"] == pytest.approx(-10.0)
+    for i in (1, 2, 3):
+        assert (tmp_path / "out" / f"table{i}.tex").read_text().startswith(r"\begin{table}")
+    # the summary mode: one column group per metrics CSV
+    assert main(["tables", "--metrics", "out/metrics.csv", "--out-dir", "summary"]) == 0
+    assert (tmp_path / "summary" / "table1.tex").is_file()
+
+
+def test_tables_command_without_inputs_fails_clearly(tmp_path, capsys):
+    assert main(["tables", "--out-dir", str(tmp_path)]) == 1
+    assert "nothing to tabulate" in capsys.readouterr().err

@@ -1,0 +1,66 @@
+"""The toy's own models: the VAE's latent scaling and the train-vae -> train-base chain of folders."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from scpdiff.cli import main
+from scpdiff.datasets import open_dataset
+from scpdiff.datasets.toy import write_toy_dataset
+from scpdiff.tiny_models import tiny_vae
+from scpdiff.training.vae import fit_scaling_factor
+
+
+def test_scaling_factor_is_the_inverse_std_of_the_posterior_means(tmp_path):
+    write_toy_dataset(tmp_path / "d", num_train=5, num_val=1, resolution=(32, 64), seed=0)
+    ds = open_dataset("toy", root=tmp_path / "d", split="train")
+    vae = tiny_vae(seed=0)
+    got = fit_scaling_factor(vae, ds, num_images=4, batch_size=3)
+    x = torch.stack([torch.from_numpy(ds[i][0].copy()).permute(2, 0, 1).float() / 127.5 - 1 for i in range(4)])
+    with torch.no_grad():
+        z = vae.encode(x).latent_dist.mean.numpy().astype(np.float64)
+    assert got == pytest.approx(1.0 / z.std(ddof=1), rel=1e-5)
+
+
+@pytest.mark.slow
+def test_vae_then_base_give_a_stable_diffusion_folder(tmp_path):
+    from diffusers import StableDiffusionPipeline
+
+    bench = yaml.safe_load((Path(__file__).parents[1] / "benchmarks" / "smoke.yaml").read_text())
+    bench["name"] = "basetest"
+    bench["dataset"] = {"kind": "toy", "root": str(tmp_path / "data"), "num_train": 8, "num_val": 2, "seed": 0}
+    bench["models"]["prediction_type"] = "v_prediction"
+    bench["training"] = {
+        "vae": {"steps": 3, "batch_size": 2, "block_out_channels": [8, 8, 16, 16], "scaling_images": 8},
+        "base": {"steps": 3, "batch_size": 4, "block_out_channels": [16, 32], "text_hidden_size": 16},
+    }
+    path = tmp_path / "bench.yaml"
+    path.write_text(yaml.safe_dump(bench))
+    assert main(["prepare-data", "--benchmark", str(path), "--out", str(tmp_path / "index.json")]) == 0
+    vae_dir, base_dir = tmp_path / "vae", tmp_path / "base"
+    assert main(["train-vae", "--benchmark", str(path), "--out", str(vae_dir)]) == 0
+    assert main(["train-base", "--benchmark", str(path), "--vae", str(vae_dir), "--out", str(base_dir)]) == 0
+    info = json.loads((vae_dir / "training.json").read_text())
+    assert info["steps"] == 3 and len((vae_dir / "train_log.csv").read_text().splitlines()) == 1 + 1
+    pipe = StableDiffusionPipeline.from_pretrained(base_dir, safety_checker=None)
+    assert pipe.vae.config.scaling_factor == pytest.approx(info["scaling_factor"])
+    assert pipe.unet.config.sample_size == [8, 16] and pipe.unet.config.cross_attention_dim == 16
+    sc = pipe.scheduler.config
+    assert (sc.beta_schedule, sc.num_train_timesteps, sc.prediction_type) == ("scaled_linear", 1000, "v_prediction")
+    assert (sc.beta_start, sc.beta_end) == (0.00085, 0.012)
+    assert (base_dir / "train_log.csv").is_file()
+
+
+def test_toy_only_commands_refuse_real_benchmarks(tmp_path, capsys):
+    bench = yaml.safe_load((Path(__file__).parents[1] / "benchmarks" / "smoke.yaml").read_text())
+    bench["models"]["base"] = str(tmp_path / "sd21")
+    path = tmp_path / "real.yaml"
+    path.write_text(yaml.safe_dump(bench))
+    assert main(["train-vae", "--benchmark", str(path), "--out", str(tmp_path / "v")]) == 1
+    assert "toy models only" in capsys.readouterr().err

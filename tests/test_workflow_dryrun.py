@@ -1,0 +1,269 @@
+"""The Snakemake workflow's DAG: dry runs of every benchmark, lint, config validation, resources,
+and a prior variant registered in a plugin module flowing through every stage untouched."""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+from scpdiff.benchmark import load_benchmark
+from scpdiff.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+REAL_BENCHMARKS = ("cityscapes", "ade20k", "cocostuff")
+
+
+def snakemake(workdir: Path, config: dict, *args: str, env: dict | None = None, timeout: int = 300):
+    """Run the repository's Snakefile in ``workdir`` with ``config`` as the only config file."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    cfg = workdir / "wf_config.yaml"
+    cfg.write_text(yaml.safe_dump(config))
+    cmd = [str(SNAKEMAKE), "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--configfile", str(cfg), *args]
+    full_env = dict(os.environ, **(env or {}))
+    full_env["PATH"] = os.pathsep.join([str(SNAKEMAKE.parent), full_env.get("PATH", "")])
+    return subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=timeout, cwd=workdir)
+
+
+def dry_run(workdir: Path, config: dict, *args: str, **kw) -> tuple[Counter, str]:
+    """(jobs per rule, printed shell commands) of ``snakemake -n -p``."""
+    res = snakemake(workdir, config, "-n", "-p", "--cores", "2", *args, **kw)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    out = (res.stdout + res.stderr).replace("Shell command: ", "")
+    block = out[out.index("Job stats:") :].split("\n\n")[0]
+    counts = Counter()
+    for line in block.splitlines()[3:]:
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit() and parts[0] != "total":
+            counts[parts[0]] = int(parts[1])
+    return counts, out
+
+
+def expected_jobs(bench) -> Counter:
+    """Job counts computed by hand from the benchmark's numbers (the design in common.smk)."""
+    c = bench["counts"]
+    fitted = [p for p in bench["priors"] if p not in ("normal", "oracle")]
+    ref_shards = math.ceil(c["reference"] / c["shard_size"])
+    num_val = bench["dataset"].get("num_val")
+    val_shards = math.ceil(num_val / c["shard_size"]) if num_val else 1
+    mus = {bench["mu"]["table"], *bench["mu"]["grid"]}
+    settings = {(p, m) for p in bench["priors"] for m in mus}
+    if bench["mu"].get("oracle_grid"):
+        settings |= {("oracle", m) for m in bench["mu"]["oracle_grid"]} | {("normal", 1.0)}
+    gen_shards = math.ceil(c["fid_samples"] / c["shard_size"])
+    div_shards = math.ceil(c["diversity_maps"] * c["diversity_samples"] / c["shard_size"])
+    n_div = len([p for p in bench["priors"] if p != "oracle"])
+    jobs = Counter(
+        prepare_data=1, weights=1, ref_stats=1, train_controlnet=1,
+        encode_latents=ref_shards + val_shards, fit_prior=ref_shards * len(fitted), merge_priors=len(fitted),
+        generate=len(settings) * gen_shards + n_div * div_shards, score_fid=len(settings), score_diversity=n_div,
+        tables=1, plot_mu_sweep=1, plot_oracle=1, plot_samples=1, all=1,
+    )
+    if bench.is_toy:
+        jobs.update(train_vae=1, train_base=1, train_segmenter=1)
+    return jobs
+
+
+@pytest.mark.parametrize("name", ["toy", "smoke"])
+def test_dry_run_of_the_toy_benchmarks_has_every_stage(tmp_path, name):
+    counts, out = dry_run(tmp_path, {"benchmarks": [name]})
+    assert counts == expected_jobs(load_benchmark(name))
+    # every job reads the resolved benchmark, and the config's folders are used
+    assert f"--benchmark work/{name}/benchmark.yaml" in out
+    assert yaml.safe_load((tmp_path / "work" / name / "benchmark.yaml").read_text())["name"] == name
+    assert re.search(rf"scpdiff generate .*--out work/{name}/samples/joint/mu0\.85/fid/0000", out)
+
+
+def test_smoke_dry_run_commands_follow_the_prior_registry(tmp_path):
+    _, out = dry_run(tmp_path, {"benchmarks": ["smoke"]})
+    gen = [line for line in out.splitlines() if line.startswith("scpdiff generate")]
+    # fitted priors get their merged file; normal/oracle none; the oracle gets the val latents
+    joint = next(line for line in gen if "--variant joint " in line)
+    assert "--prior work/smoke/priors/joint.safetensors" in joint
+    normal = next(line for line in gen if "--variant normal " in line)
+    assert "--prior" not in normal and "--latents" not in normal
+    oracle = next(line for line in gen if "--variant oracle " in line)
+    assert "--latents work/smoke/latents/val/0000.safetensors work/smoke/latents/val/0001.safetensors" in oracle
+    assert not any("priors/normal" in line or "priors/oracle" in line for line in out.splitlines())
+    diversity = [line for line in gen if "/diversity/" in line]
+    assert len(diversity) == 4 and all("--repeats 3 --maps 2" in line for line in diversity)
+    assert "scpdiff tables --benchmark work/smoke/benchmark.yaml --score normal 0.85 " in out
+
+
+def _real_config(tmp_path: Path, names, counts: dict | None = None) -> dict:
+    fixtures = pytest.importorskip("fixtures", reason="tests/fixtures (dataset builders) not available")
+    makers = {"cityscapes": "make_cityscapes_fixture", "ade20k": "make_ade20k_fixture", "cocostuff": "make_cocostuff_fixture"}
+    overrides = {}
+    base = tmp_path / "models" / "sd21-base"
+    fixtures.make_sd_base_fixture(base)
+    seg = tmp_path / "models" / "segmenter.pth"
+    seg.parent.mkdir(parents=True, exist_ok=True)
+    seg.write_bytes(b"weights")
+    for name in names:
+        if not (REPO / "benchmarks" / f"{name}.yaml").is_file():
+            pytest.skip(f"benchmarks/{name}.yaml not written yet")
+        root = getattr(fixtures, makers[name])(tmp_path / "data" / name)
+        overrides[name] = {"dataset": {"root": str(root)}, "models": {"base": str(base)},
+                           "segmenter": {"checkpoint": str(seg)}}
+        if counts:
+            overrides[name]["counts"] = counts
+    return {"benchmarks": list(names), "overrides": overrides}
+
+
+@pytest.mark.parametrize("name", REAL_BENCHMARKS)
+def test_dry_run_of_a_real_benchmark_on_fixture_paths(tmp_path, name):
+    small = {"reference": 8, "fid_samples": 20, "diversity_maps": 2, "diversity_samples": 4, "shard_size": 4}
+    config = _real_config(tmp_path, [name], counts=small)
+    counts, out = dry_run(tmp_path, config)
+    bench = load_benchmark(name)
+    bench["counts"] = small
+    assert counts == expected_jobs(bench)
+    # no toy training; the real models and the published segmenter are inputs
+    assert "train_vae" not in counts and "train_segmenter" not in counts
+    assert f"--base {tmp_path}/models/sd21-base" in out
+    assert f"--segmenter-checkpoint {tmp_path}/models/segmenter.pth" in out
+    # the GPU stages ask for a GPU by the SLURM plugin's `gpu` resource, the CPU ones do not
+    gpu_of = dict(re.findall(r"rule (\w+):\n(?:    .*\n)*?    resources: [^\n]*?gpu=(\d)", out))
+    assert gpu_of["train_controlnet"] == "1" and gpu_of["generate"] == "1" and gpu_of["score_fid"] == "1"
+    assert gpu_of["fit_prior"] == "0" and gpu_of["tables"] == "0"
+
+
+@pytest.mark.slow
+def test_dry_run_of_all_real_benchmarks_at_the_papers_counts(tmp_path):
+    config = _real_config(tmp_path, REAL_BENCHMARKS)
+    counts, out = dry_run(tmp_path, config, timeout=600)
+    expected = Counter()
+    for name in REAL_BENCHMARKS:
+        expected.update(expected_jobs(load_benchmark(name)))
+    expected["weights"] = 1
+    expected["all"] = 1
+    expected["summary_tables"] = 1
+    assert counts == expected
+    # no folder holds more than a few thousand files: at most shard_size images per shard folder
+    shards = set(re.findall(r"--out (work/\w+/samples/\w+/mu[0-9.]+/fid)/\d{4}", out))
+    assert shards and max(counts["generate"], 0) > 1000
+    for name in REAL_BENCHMARKS:
+        assert load_benchmark(name)["counts"]["shard_size"] <= 2000
+
+
+def test_benchmark_resources_block_sets_rule_resources(tmp_path):
+    config = {"benchmarks": ["smoke"],
+              "overrides": {"smoke": {"resources": {"generate": {"gpu": 1, "mem_mb": 12345, "runtime": 77},
+                                                    "default": {"runtime": 5}}}}}
+    _, out = dry_run(tmp_path, config)
+    gen = re.search(r"rule generate:\n(?:    .*\n)*?    resources: ([^\n]*)", out).group(1)
+    assert "gpu=1" in gen and "mem_mb=12345" in gen and "runtime=77" in gen
+    fit = re.search(r"rule fit_prior:\n(?:    .*\n)*?    resources: ([^\n]*)", out).group(1)
+    assert "gpu=0" in fit and "runtime=5" in fit and "mem_mb=4000" in fit
+
+
+PLUGIN = '''
+"""Two prior variants outside the package (a test plugin)."""
+from scpdiff.priors import get_prior_class, register
+
+
+@register("tempered_joint")
+class TemperedJointPrior(get_prior_class("joint")):
+    """The joint prior with halved variance."""
+
+    def token_stats(self, labels):
+        mean, var = super().token_stats(labels)
+        return mean, 0.5 * var
+
+
+@register("wide_normal")
+class WideNormalPrior(get_prior_class("normal")):
+    """Unfitted, like the normal prior."""
+'''
+
+
+def test_a_plugin_prior_variant_flows_through_every_stage(tmp_path):
+    plugin_dir = tmp_path / "plugins"
+    plugin_dir.mkdir()
+    (plugin_dir / "my_priors.py").write_text(textwrap.dedent(PLUGIN))
+    env = {"PYTHONPATH": os.pathsep.join([str(plugin_dir), os.environ.get("PYTHONPATH", "")])}
+    config = {"benchmarks": ["smoke"], "plugins": ["my_priors"],
+              "overrides": {"smoke": {"priors": ["normal", "tempered_joint", "wide_normal"]}}}
+    counts, out = dry_run(tmp_path / "run", config, env=env)
+    lines = out.splitlines()
+    prefix = "SCPDIFF_PLUGINS=my_priors scpdiff"
+    # fitted per reference shard and merged: it needs fitting
+    fits = [line for line in lines if line.startswith(f"{prefix} fit-prior") and "--variant tempered_joint" in line]
+    assert len(fits) == 8
+    assert any(line.startswith(f"{prefix} merge-priors --out work/smoke/priors/tempered_joint.safetensors") for line in lines)
+    # the unfitted one is never fitted
+    assert not any("--variant wide_normal" in line for line in lines if "fit-prior" in line)
+    gen = [line for line in lines if line.startswith(f"{prefix} generate")]
+    assert any("--variant tempered_joint --prior work/smoke/priors/tempered_joint.safetensors" in line for line in gen)
+    assert any("--variant wide_normal  --mu" in line for line in gen)
+    tables = next(line for line in lines if line.startswith(f"{prefix} tables"))
+    assert "--score tempered_joint 0.85 work/smoke/scores/tempered_joint/mu0.85.json" in tables
+    assert "--diversity-score wide_normal 0.85" in tables
+    assert counts["fit_prior"] == 8 and counts["merge_priors"] == 1
+    # and the CLI imports the same plugin (SCPDIFF_PLUGINS) so the jobs know the variant
+    probe = subprocess.run(
+        [sys.executable, "-c", "import os, sys; from scpdiff.cli import main; "
+         "sys.exit(main(['validate-config', 'wf_config.yaml']))"],
+        cwd=tmp_path / "run", env=dict(os.environ, **env, SCPDIFF_PLUGINS="my_priors"), capture_output=True, text=True)
+    assert probe.returncode == 0, probe.stderr
+    assert "tempered_joint" in probe.stdout
+
+
+def test_unknown_prior_without_its_plugin_is_rejected_clearly(tmp_path):
+    config = {"benchmarks": ["smoke"], "overrides": {"smoke": {"priors": ["normal", "tempered_joint"]}}}
+    res = snakemake(tmp_path, config, "-n", "--cores", "1")
+    assert res.returncode != 0
+    err = res.stdout + res.stderr
+    assert "unknown prior variant 'tempered_joint'" in err and "smoke.yaml" in err
+
+
+def test_lint_is_clean(tmp_path):
+    res = snakemake(tmp_path, {"benchmarks": ["smoke"]}, "--lint")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "Lints for" not in res.stdout + res.stderr
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ({"benchmarks": ["smoke"], "workdir": "w"}, "'workdir' was unexpected"),
+        ({"benchmarks": []}, "benchmarks: [] should be non-empty"),
+        ({"benchmarks": ["smoke"], "work_dir": 3}, "work_dir: 3 is not of type 'string'"),
+        ({"benchmarks": ["smoke"], "plugins": ["not a module"]}, "plugins/0: 'not a module' does not match"),
+        ({"benchmarks": ["smoke"], "overrides": {"toy": {"prompt": "x"}}}, "overrides for ['toy'] name no benchmark"),
+        ({"benchmarks": ["smoke"], "overrides": {"smoke": {"resolution": [60, 128]}}}, "resolution/0: 60 is not a multiple of 8"),
+        ({"benchmarks": ["nosuch"]}, "no benchmark named 'nosuch'"),
+        ({"benchmarks": ["smoke"], "plugins": ["no_such_plugin_module"]}, "plugin module 'no_such_plugin_module' cannot be imported"),
+    ],
+)
+def test_bad_configs_are_rejected_with_a_clear_message(tmp_path, capsys, config, message):
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["validate-config", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert message in err, err
+    assert str(path) in err or "smoke.yaml" in err or "nosuch" in err
+
+
+def test_snakemake_rejects_a_bad_config_before_building_the_dag(tmp_path):
+    res = snakemake(tmp_path, {"benchmarks": ["smoke"], "work_dir": 3}, "-n", "--cores", "1")
+    assert res.returncode != 0
+    err = res.stdout + res.stderr
+    assert "wf_config.yaml: invalid workflow config" in err and "work_dir: 3 is not of type 'string'" in err
+
+
+def test_validate_config_accepts_the_shipped_configs(capsys):
+    assert main(["validate-config", str(REPO / "config" / "config.yaml")]) == 0
+    for name in ("toy", "smoke", *REAL_BENCHMARKS):
+        if (REPO / "benchmarks" / f"{name}.yaml").is_file():
+            assert main(["validate-config", str(REPO / "benchmarks" / f"{name}.yaml")]) == 0
+    assert "benchmark toy: ok" in capsys.readouterr().out

@@ -1,0 +1,87 @@
+"""Stage 2: models. The toy benchmark trains its own VAE, base UNet and evaluation segmenter;
+every benchmark fine-tunes a ControlNet (section 5.1) unless its config names one already."""
+
+
+rule train_vae:
+    input:
+        data_index,
+    output:
+        directory(f"{WORK}/{{bench}}/models/vae"),
+    params:
+        cmd=SCPDIFF,
+        bench=bench_yaml,
+        settings=digest("dataset", "resolution", "training"),
+    log:
+        log_path("train_vae"),
+    threads: threads_for("train_vae")
+    resources:
+        **resources_for("train_vae"),
+    conda:
+        ENV
+    shell:
+        "{params.cmd} train-vae --benchmark {params.bench} --out {output} > {log} 2>&1"
+
+
+rule train_base:
+    input:
+        index=data_index,
+        vae=f"{WORK}/{{bench}}/models/vae",
+    output:
+        directory(f"{WORK}/{{bench}}/models/base"),
+    params:
+        cmd=SCPDIFF,
+        bench=bench_yaml,
+        settings=digest("dataset", "resolution", "prompt", "models", "training"),
+    log:
+        log_path("train_base"),
+    threads: threads_for("train_base")
+    resources:
+        **resources_for("train_base"),
+    conda:
+        ENV
+    shell:
+        "{params.cmd} train-base --benchmark {params.bench} --vae {input.vae} --out {output}"
+        " > {log} 2>&1"
+
+
+rule train_segmenter:
+    input:
+        data_index,
+    output:
+        directory(f"{WORK}/{{bench}}/models/segmenter"),
+    params:
+        cmd=SCPDIFF,
+        bench=bench_yaml,
+        settings=digest("dataset", "resolution", "segmenter", "training"),
+    log:
+        log_path("train_segmenter"),
+    threads: threads_for("train_segmenter")
+    resources:
+        **resources_for("train_segmenter"),
+    conda:
+        ENV
+    shell:
+        "{params.cmd} train-segmenter --benchmark {params.bench} --out {output} > {log} 2>&1"
+
+
+rule train_controlnet:
+    input:
+        index=data_index,
+        base=base_dir,
+    output:
+        directory(f"{WORK}/{{bench}}/models/controlnet"),
+    params:
+        cmd=SCPDIFF,
+        bench=bench_yaml,
+        settings=digest("dataset", "resolution", "prompt", "models", "training"),
+    log:
+        log_path("train_controlnet"),
+    threads: threads_for("train_controlnet")
+    resources:
+        **resources_for("train_controlnet"),
+    conda:
+        ENV
+    shell:
+        # --resume auto: a requeued or restarted job continues from its last checkpoint
+        "{params.cmd} train-controlnet --benchmark {params.bench} --base {input.base}"
+        " --out {output} --resume auto > {log} 2>&1"

@@ -1,0 +1,96 @@
+"""Stage 5: scoring (section 5.1): FID/KID against the real validation set, mIoU/accuracy with
+the benchmark's segmenter, and LPIPS/MS-SSIM diversity (Table 3)."""
+
+
+rule weights:
+    output:
+        f"{CACHE}/weights/manifest.json",
+    params:
+        cmd=SCPDIFF,
+        cache=lambda w, output: os.path.dirname(os.path.dirname(output[0])),
+    log:
+        f"{CACHE}/logs/weights.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=15,
+        gpu=0,
+    conda:
+        ENV
+    shell:
+        "{params.cmd} weights --cache {params.cache} > {log} 2>&1"
+
+
+rule ref_stats:
+    input:
+        index=data_index,
+        weights=f"{CACHE}/weights/manifest.json",
+    output:
+        f"{WORK}/{{bench}}/fid_ref.npz",
+    params:
+        cmd=SCPDIFF,
+        bench=bench_yaml,
+        cache=weights_cache,
+        settings=digest("dataset", "resolution"),
+    log:
+        log_path("ref_stats"),
+    threads: threads_for("ref_stats")
+    resources:
+        **resources_for("ref_stats"),
+    conda:
+        ENV
+    shell:
+        "{params.cmd} ref-stats --benchmark {params.bench} --split val --cache {params.cache}"
+        " --out {output} > {log} 2>&1"
+
+
+rule score_fid:
+    input:
+        shards=lambda w: sample_shards(w.bench, w.prior, w.mu, "fid"),
+        ref=f"{WORK}/{{bench}}/fid_ref.npz",
+        segmenter=segmenter_checkpoint,
+        weights=f"{CACHE}/weights/manifest.json",
+    output:
+        f"{WORK}/{{bench}}/scores/{{prior}}/mu{{mu}}.json",
+    params:
+        cmd=SCPDIFF,
+        bench=bench_yaml,
+        cache=weights_cache,
+        subset=fid_subset_option,
+        segmenter=lambda w, input: (
+            f"--segmenter-checkpoint {input.segmenter}" if input.segmenter else ""
+        ),
+    log:
+        log_path("score", "_{prior}_mu{mu}"),
+    threads: threads_for("score")
+    resources:
+        **resources_for("score"),
+    conda:
+        ENV
+    shell:
+        "{params.cmd} score --images {input.shards} --benchmark {params.bench} --split val"
+        " --ref-stats {input.ref} {params.segmenter} {params.subset} --cache {params.cache}"
+        " --out {output} > {log} 2>&1"
+
+
+rule score_diversity:
+    input:
+        shards=lambda w: sample_shards(w.bench, w.prior, w.mu, "diversity"),
+        weights=f"{CACHE}/weights/manifest.json",
+    output:
+        f"{WORK}/{{bench}}/scores/{{prior}}/mu{{mu}}_diversity.json",
+    params:
+        cmd=SCPDIFF,
+        bench=bench_yaml,
+        cache=weights_cache,
+    log:
+        log_path("score", "_{prior}_mu{mu}_diversity"),
+    threads: threads_for("score")
+    resources:
+        **resources_for("score"),
+    conda:
+        ENV
+    shell:
+        # the diversity samples repeat a few label maps: LPIPS/MS-SSIM only
+        "{params.cmd} score --images {input.shards} --benchmark {params.bench} --diversity"
+        " --no-fid --no-segmentation --cache {params.cache} --out {output} > {log} 2>&1"
