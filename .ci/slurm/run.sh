@@ -4,7 +4,7 @@
 #   .ci/slurm/run.sh [extra pytest args, e.g. -m 'slurm and not slow']
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-PY=${PYTHON:-/work/venv/bin/python}
+PY=${PYTHON:-.venv/bin/python}
 
 if .ci/slurm/install.sh; then
     export SCPDIFF_REQUIRE_SLURM=1   # installed: a skipped cluster test is now a failure

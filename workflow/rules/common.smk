@@ -38,6 +38,9 @@ ENV = "../../environment.yml"
 
 # Every job imports the same plugin modules (scpdiff.cli reads SCPDIFF_PLUGINS), on any executor.
 SCPDIFF = f"{PLUGINS_ENV}={','.join(config['plugins'])} scpdiff" if config["plugins"] else "scpdiff"
+# Multi-GPU stages start one process per GPU of their job (accelerate launch) through scpdiff.launch.
+_ENV_PREFIX = f"{PLUGINS_ENV}={','.join(config['plugins'])} " if config["plugins"] else ""
+SCPDIFF_LAUNCH = f"{_ENV_PREFIX}python -m scpdiff.launch"
 
 # The resolved benchmark (overrides applied) is the file every job reads.
 for _bench in BENCH.values():

@@ -71,7 +71,7 @@ rule train_controlnet:
     output:
         directory(f"{WORK}/{{bench}}/models/controlnet"),
     params:
-        cmd=SCPDIFF,
+        launch=SCPDIFF_LAUNCH,
         bench=bench_yaml,
         settings=digest("dataset", "resolution", "prompt", "models", "training"),
     log:
@@ -83,5 +83,6 @@ rule train_controlnet:
         ENV
     shell:
         # --resume auto: a requeued or restarted job continues from its last checkpoint
-        "{params.cmd} train-controlnet --benchmark {params.bench} --base {input.base}"
+        # scpdiff.launch: accelerate with one process per GPU when the job has several
+        "{params.launch} --gpus {resources.gpu} -- train-controlnet --benchmark {params.bench} --base {input.base}"
         " --out {output} --resume auto > {log} 2>&1"
