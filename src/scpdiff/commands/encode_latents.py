@@ -42,10 +42,10 @@ def run(args) -> int:
     from ..models import resolve_base_dir
     from ..sampling import image_generators
     from ..sharding import shard_bounds
-    from .generate import open_split
+    from ..datasets import open_benchmark_split
 
     bench = load_benchmark(args.benchmark)
-    ds = open_split(bench, args.split)
+    ds = open_benchmark_split(bench, args.split)
     n = num_split_images(bench, args.split, len(ds))
     start, stop = shard_bounds(n, args.shard, args.num_shards)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")

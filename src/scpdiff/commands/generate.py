@@ -51,15 +51,6 @@ class Item:
         return f"{map_name}.png" if self.suffix is None else f"{map_name}_{self.suffix:02d}.png"
 
 
-def open_split(bench, split: str):
-    """The benchmark's dataset for ``split`` ("train"/"val" map to the configured split names)."""
-    from ..datasets import open_dataset
-
-    d = bench["dataset"]
-    name = d.get(f"{split}_split", split) if split in ("train", "val") else split
-    return open_dataset(d["kind"], root=d["root"], split=name, resolution=bench.resolution)
-
-
 def plan_items(num_maps: int, num_images: int | None, repeats: int | None, maps: int | None) -> list[Item]:
     """Every image of the run, in order (module doc); shards take contiguous slices of this list."""
     from ..errors import InputError
@@ -148,7 +139,9 @@ def run(args) -> int:
 
     t0 = time.time()
     bench = load_benchmark(args.benchmark)
-    ds = open_split(bench, args.split)
+    from ..datasets import open_benchmark_split
+
+    ds = open_benchmark_split(bench, args.split)
     diversity = args.repeats is not None
     items = plan_items(len(ds), args.num_images or int(bench["counts"]["fid_samples"]), args.repeats, args.maps)
     start, stop = shard_bounds(len(items), args.shard, args.num_shards)

@@ -35,7 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _masks(args, bench, need: bool):
     from ..metrics.images import MasksFromDataset, MasksFromDir
-    from ..metrics.scoring import open_benchmark_split
+    from ..datasets import open_benchmark_split
 
     if args.masks:
         return MasksFromDir(args.masks)
@@ -54,7 +54,7 @@ def _classes(bench, masks):
     except AttributeError:  # a reader module without a module-level CLASSES table
         dataset = getattr(masks, "dataset", None)
         if dataset is None:
-            from ..metrics.scoring import open_benchmark_split
+            from ..datasets import open_benchmark_split
 
             dataset = open_benchmark_split(bench, "val")
         return dataset.classes

@@ -41,4 +41,11 @@ def open_dataset(kind: str, **kwargs) -> SegmentationDataset:
     return _READERS[kind](**kwargs)
 
 
-__all__ = ["ClassInfo", "SegmentationDataset", "open_dataset", "register_dataset"]
+def open_benchmark_split(bench, split: str) -> SegmentationDataset:
+    """The benchmark's dataset for ``split`` ("train"/"val" map to the configured split names)."""
+    d = bench["dataset"]
+    name = d.get(f"{split}_split", split) if split in ("train", "val") else split
+    return open_dataset(d["kind"], root=d["root"], split=name, resolution=bench.resolution)
+
+
+__all__ = ["ClassInfo", "SegmentationDataset", "open_benchmark_split", "open_dataset", "register_dataset"]

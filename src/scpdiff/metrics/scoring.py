@@ -69,13 +69,6 @@ def versions() -> dict[str, str]:
 # ----------------------------------------------------------------------------------------------
 # reference statistics
 
-def open_benchmark_split(bench, split: str):
-    """The benchmark's dataset for ``split`` ("train"/"val" map to the configured split names)."""
-    from ..datasets import open_dataset
-
-    d = bench["dataset"]
-    name = d.get(f"{split}_split", split) if split in ("train", "val") else split
-    return open_dataset(d["kind"], root=d["root"], split=name, resolution=bench.resolution)
 
 
 def _data_id(bench, split: str, n: int) -> str:
@@ -108,6 +101,8 @@ def reference_statistics(bench, split: str = "val", resize: str = "tf1_bilinear"
 
     if model is None:
         model, weights_sha256 = load_inception(device, cache=cache)
+    from ..datasets import open_benchmark_split
+
     dataset = open_benchmark_split(bench, split)
     key = f"{reference_key(bench.name, split, bench.resolution, resize, weights_sha256)}-data{_data_id(bench, split, len(dataset))}"
     path = cache_dir(cache) / "ref_stats" / f"{key}.npz"

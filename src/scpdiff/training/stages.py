@@ -15,16 +15,10 @@ from pathlib import Path
 import torch
 
 from ..benchmark import Benchmark
-from ..datasets import open_dataset
+from ..datasets import open_benchmark_split
 from ..errors import ConfigError
 from ..io import atomic_path
 from .loop import LoopConfig, LoopResult, run_training
-
-
-def open_split(bench: Benchmark, split: str = "train"):
-    ds = bench["dataset"]
-    name = ds.get(f"{split}_split", split)
-    return open_dataset(ds["kind"], root=ds["root"], split=name, resolution=bench.resolution)
 
 
 def stage_config(bench: Benchmark, stage: str, cls: type[LoopConfig], **overrides) -> LoopConfig:
@@ -82,7 +76,7 @@ def train_vae(bench: Benchmark, out, resume=True, stop_after=None, keep_state=Fa
 
     require_toy(bench, "train-vae")
     cfg = stage_config(bench, "vae", VaeTrainConfig, **overrides)
-    dataset = open_split(bench, "train")
+    dataset = open_benchmark_split(bench, "train")
     task = VaeTask(build_vae(cfg, seed=cfg.seed), cfg.kl_weight)
     result, model = run_training(task, dataset, cfg, state_dir_for(out), resume=resume, stop_after=stop_after)
     if _stopped(result):
@@ -127,7 +121,7 @@ def train_base(bench: Benchmark, vae_dir, out, resume=True, stop_after=None, kee
         seed=cfg.seed + 1,
     )
     scheduler_config = sd_scheduler_config(bench["models"].get("prediction_type", "epsilon"))
-    dataset = open_split(bench, "train")
+    dataset = open_benchmark_split(bench, "train")
     task = BaseTask(
         unet, vae, text_encoder, tokenizer, bench["prompt"], scheduler_config, cache_dataset=dataset if cfg.cache_latents else None
     )
@@ -152,7 +146,7 @@ def train_controlnet(bench: Benchmark, base_dir, out, resume=True, stop_after=No
             f"{bench.path or bench.name}: models.prediction_type is {declared!r} but the base model's scheduler "
             f"({base_dir}/scheduler) declares {actual!r}"
         )
-    dataset = open_split(bench, "train")
+    dataset = open_benchmark_split(bench, "train")
     controlnet = build_controlnet(parts["unet"], cfg.conditioning_embedding_out_channels, seed=cfg.seed)
     task = ControlNetTask(
         controlnet,
@@ -183,7 +177,7 @@ def train_segmenter(bench: Benchmark, out, resume=True, stop_after=None, keep_st
 
     require_toy(bench, "train-segmenter")
     cfg = stage_config(bench, "segmenter", SegmenterTrainConfig, **overrides)
-    dataset = open_split(bench, "train")
+    dataset = open_benchmark_split(bench, "train")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         net = ToySegNet(dataset.num_classes, tuple(cfg.channels))
@@ -192,7 +186,7 @@ def train_segmenter(bench: Benchmark, out, resume=True, stop_after=None, keep_st
     if _stopped(result):
         return result
     net = net.to("cpu").eval()
-    val = open_split(bench, "val")
+    val = open_benchmark_split(bench, "val")
     val_miou = evaluate_miou(net, val)
     config = {
         "kind": "toy",
