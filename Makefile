@@ -27,7 +27,7 @@ toy: weights
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --cores $(CORES)
 
 test: weights
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -q
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -q --durations=25
 
 clean-results:
 	rm -rf results/toy results/smoke work/toy work/smoke

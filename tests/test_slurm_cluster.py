@@ -21,17 +21,19 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import REPO, write_smoke_config
+
 CI = REPO / ".ci" / "slurm"
 STATE = Path(os.environ.get("SCPDIFF_SLURM_STATE", "/tmp/scpdiff-slurm"))
 
 pytestmark = pytest.mark.slurm
 
-# Faster polling than a real cluster needs (the plugin's default first poll is after 40 s) and a
-# short latency-wait (one machine, no shared file system); everything else is the profile verbatim.
-CI_OPTIONS = ["--slurm-init-seconds-before-status-checks", "2", "--latency-wait", "10"]
+# Faster polling than a real cluster needs (the plugin's default first poll is after 40 s, then
+# every 10 s) and a short latency-wait (one machine, no shared file system); everything else is
+# the profile verbatim.
+CI_OPTIONS = ["--slurm-init-seconds-before-status-checks", "1", "--seconds-between-status-checks", "1",
+              "--latency-wait", "10"]
 
 
 def _cannot_run(reason: str):
@@ -194,6 +196,16 @@ RESUMABLE = textwrap.dedent(
 )
 
 
+def _release_requeued(job: str, env) -> None:
+    """SLURM holds a requeued job back (Reason=BeginTime, about 2 min) before it may start again;
+    a preempted job on a real cluster waits the same. The test moves its start time to now."""
+    deadline = time.monotonic() + 60
+    while "JobState=PENDING" not in scontrol_job(job, env):
+        assert time.monotonic() < deadline, f"requeued job {job} never became pending: {scontrol_job(job, env)}"
+        time.sleep(0.2)
+    subprocess.run(["scontrol", "update", f"jobid={job}", "StartTime=now"], env=env, check=True, timeout=30)
+
+
 def test_requeued_job_resumes_and_snakemake_waits_for_it(slurm_env, tmp_path):
     """Preemption: SLURM requeues a running job (profile: slurm-requeue); the same SLURM job runs
     again, continues from the state its first run left, and Snakemake treats it as one success."""
@@ -210,6 +222,7 @@ def test_requeued_job_resumes_and_snakemake_waits_for_it(slurm_env, tmp_path):
             time.sleep(0.5)
         job = (tmp_path / "runs.txt").read_text().split()[0]
         subprocess.run(["scontrol", "requeue", job], env=slurm_env, check=True, timeout=30)
+        _release_requeued(job, slurm_env)
         run.wait(timeout=600)
     finally:
         if run.poll() is None:  # a failed test: Ctrl-C makes Snakemake cancel its SLURM job
@@ -228,21 +241,6 @@ def test_requeued_job_resumes_and_snakemake_waits_for_it(slurm_env, tmp_path):
     assert len(re.findall(r"has been submitted with SLURM jobid", log)) == 1
 
 
-def _smoke_config(root: Path) -> Path:
-    """A workflow config running the smoke benchmark entirely under ROOT (work, results, data)."""
-    cfg = {
-        "benchmarks": ["smoke"],
-        "work_dir": str(root / "work"),
-        "results_dir": str(root / "results"),
-        "cache_dir": str(root / "cache"),
-        "overrides": {"smoke": {"dataset": {"root": str(root / "data")}}},
-    }
-    path = root / "config.yaml"
-    root.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(cfg))
-    return path
-
-
 def _rules_run(log: str) -> Counter:
     return Counter(re.findall(r"^(?:local)?rule (\w+):$", log, flags=re.M))
 
@@ -259,26 +257,18 @@ def _assert_same_results(local: Path, cluster: Path) -> int:
     return len(tables)
 
 
-@pytest.mark.slow
-def test_smoke_dag_through_sbatch_equals_local_run(slurm_env, tmp_path):
+def test_smoke_dag_through_sbatch_equals_local_run(slurm_env, smoke_run, tmp_path):
     """The smoke study through profiles/slurm: every job is an sbatch job that SLURM completed, and
-    the result tables equal those of a local run (profiles/local) of the same DAG.
-
-    SCPDIFF_SMOKE_LOCAL=DIR reuses a finished local run made with the config of `_smoke_config(DIR)`
-    (CI runs the local smoke study anyway)."""
-    local_root = Path(os.environ.get("SCPDIFF_SMOKE_LOCAL", tmp_path / "local"))
-    if not (local_root / "results" / "smoke").is_dir():
-        proc = subprocess.run(
-            [sys.executable, "-m", "snakemake", "--profile", str(REPO / "profiles" / "local"),
-             "--configfile", str(_smoke_config(local_root))],
-            cwd=REPO, env=slurm_env, capture_output=True, text=True, timeout=3600,
-        )  # fmt: skip
-        assert proc.returncode == 0, proc.stderr[-5000:]
-        (local_root / "snakemake.log").write_text(proc.stderr)
+    the result tables and images equal those of the session's local run (profiles/local, the
+    `smoke_run` fixture) of the same DAG. The cluster run prepares its own metric weights, so its
+    `weights` job goes through sbatch too."""
+    local_root, _ = smoke_run
     local_rules = _rules_run((local_root / "snakemake.log").read_text())
 
     cluster_root = tmp_path / "slurm"
-    proc = snakemake(["--configfile", str(_smoke_config(cluster_root))], REPO, slurm_env, timeout=5400)
+    write_smoke_config(cluster_root, str(cluster_root / "cache"))
+    proc = snakemake(["-s", str(REPO / "Snakefile"), "-d", str(cluster_root),
+                      "--configfile", str(cluster_root / "wf_config.yaml")], cluster_root, slurm_env, timeout=5400)
     log = proc.stdout + proc.stderr
     (cluster_root / "snakemake.log").write_text(log)
 
@@ -287,7 +277,8 @@ def test_smoke_dag_through_sbatch_equals_local_run(slurm_env, tmp_path):
     submitted = Counter(rule for _, rule in ids)
     expected = _rules_run(log) - Counter({"all": _rules_run(log)["all"]})
     assert submitted == expected, (submitted, expected)
-    assert expected == local_rules - Counter({"all": local_rules["all"]})  # the same DAG ran
+    # the same DAG ran (the local run may have found the metric weights already prepared)
+    assert expected - Counter({"weights": 1}) == local_rules - Counter({"all": local_rules["all"], "weights": 1})
     done = finished_jobs()
     assert all(done[job]["JobState"] == "COMPLETED" for job, _ in ids)
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# CI entry for the SLURM tests: install slurm-wlm + munge (Debian), then run the `slurm` tests,
-# which start slurmctld/slurmd/munged on localhost (.ci/slurm/start.sh) and stop them by PID.
-#   .ci/slurm/run.sh [extra pytest args, e.g. -m 'slurm and not slow']
+# The SLURM tests alone: install slurm-wlm + munge (Debian), then run the `slurm` tests, which
+# start slurmctld/slurmd/munged on localhost (.ci/slurm/start.sh) and stop them by PID.
+# (.ci/run runs them inside the whole suite.)
+#   .ci/slurm/run.sh [extra pytest args, e.g. -k requeue]
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PYTHON:-.venv/bin/python}
@@ -13,4 +14,4 @@ else
 fi
 "$PY" -c 'import snakemake_executor_plugin_slurm' 2>/dev/null \
     || "$PY" -m pip install -q 'snakemake-executor-plugin-slurm>=2.8,<3'
-exec "$PY" -m pytest -q -m slurm tests/test_slurm_cluster.py "$@"
+PATH="$(dirname "$PY"):$PATH" exec "$PY" -m pytest -q -m slurm tests/test_slurm_cluster.py "$@"
