@@ -13,6 +13,8 @@ rule train_vae:
         settings=digest("dataset", "resolution", "training"),
     log:
         log_path("train_vae"),
+    # the VAE -> base -> ControlNet chain gates every later stage: it goes first when cores are short
+    priority: 10
     threads: threads_for("train_vae")
     resources:
         **resources_for("train_vae"),
@@ -34,6 +36,7 @@ rule train_base:
         settings=digest("dataset", "resolution", "prompt", "models", "training"),
     log:
         log_path("train_base"),
+    priority: 10
     threads: threads_for("train_base")
     resources:
         **resources_for("train_base"),
@@ -76,6 +79,7 @@ rule train_controlnet:
         settings=digest("dataset", "resolution", "prompt", "models", "training"),
     log:
         log_path("train_controlnet"),
+    priority: 10
     threads: threads_for("train_controlnet")
     resources:
         **resources_for("train_controlnet"),
