@@ -157,3 +157,34 @@ def test_prepare_data_reports_bad_labels(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "val_00001" in err and "42" in err
     assert not out.exists()
+
+
+def test_prepare_data_with_workers_writes_the_same_index_and_reports_the_same_problems(tmp_path, capsys):
+    root = tmp_path / "data"
+    bench = _bench_yaml(tmp_path, root, num_train=7, num_val=5)
+    one, two = tmp_path / "one.json", tmp_path / "two.json"
+    assert main(["prepare-data", "--benchmark", str(bench), "--out", str(one)]) == 0
+    assert main(["prepare-data", "--benchmark", str(bench), "--workers", "3", "--out", str(two)]) == 0
+    assert json.loads(one.read_text()) == json.loads(two.read_text())
+    # a bad item in a later worker's chunk is reported the same way
+    label = root / "train" / "labels" / "train_00006.png"
+    m = np.asarray(Image.open(label)).copy()
+    m[0, 0] = 77
+    Image.fromarray(m).save(label)
+    capsys.readouterr()
+    assert main(["prepare-data", "--benchmark", str(bench), "--workers", "3", "--out", str(tmp_path / "bad.json")]) == 1
+    err = capsys.readouterr().err
+    assert "train_00006" in err and "77" in err and not (tmp_path / "bad.json").exists()
+
+
+@pytest.mark.parametrize("kind", ["cityscapes", "ade20k", "cocostuff"])
+def test_real_dataset_readers_can_be_checked_in_worker_processes(tmp_path, kind):
+    import fixtures
+
+    from scpdiff.commands.prepare_data import check_split
+    from scpdiff.datasets import open_dataset
+
+    root = getattr(fixtures, f"make_{kind}_fixture")(tmp_path / kind)
+    ds = open_dataset(kind, root=root, split="val", resolution=(32, 64))
+    assert len(ds) == 2  # one item per worker: the dataset object itself travels to each process
+    assert check_split(ds, workers=2) == check_split(ds, workers=1)

@@ -16,4 +16,4 @@ rule prepare_data:
     conda:
         ENV
     shell:
-        "{params.cmd} prepare-data --benchmark {params.bench} --out {output} > {log} 2>&1"
+        "{params.cmd} prepare-data --benchmark {params.bench} --workers {threads} --out {output} > {log} 2>&1"

@@ -21,17 +21,21 @@ MAX_REPORTED = 10
 def add_arguments(parser) -> None:
     parser.add_argument("--benchmark", required=True, help="benchmark name or YAML file")
     parser.add_argument("--out", required=True, help="index JSON to write (e.g. work/B/data/index.json)")
+    parser.add_argument(
+        "--workers", type=int, default=1,
+        help="processes that read and check the items (image decoding dominates; the workflow passes its threads)",
+    )  # fmt: skip
 
 
-def check_split(dataset) -> dict:
-    """Read every item; return counts and names, or raise InputError listing the bad items."""
-    from ..errors import InputError, ScpdiffError
+def _check_items(dataset, indices: range) -> tuple[list[str], list[str], np.ndarray]:
+    """Names, problems and per-class pixel counts of the items at INDICES (one worker's chunk)."""
+    from ..errors import ScpdiffError
 
     h, w = dataset.resolution
     c, ignore = dataset.num_classes, dataset.ignore_index
     pixels = np.zeros(c, dtype=np.int64)
     names, problems = [], []
-    for i in range(len(dataset)):
+    for i in indices:
         try:
             image, mask, name = dataset[i]
         except ScpdiffError as exc:
@@ -50,6 +54,29 @@ def check_split(dataset) -> dict:
             continue
         valid = mask[mask != ignore]
         pixels += np.bincount(valid.ravel(), minlength=c)[:c]
+    return names, problems, pixels
+
+
+def check_split(dataset, workers: int = 1) -> dict:
+    """Read every item (in WORKERS processes, in contiguous chunks whose results are joined in item
+    order, so the index does not depend on WORKERS); return counts and names, or raise InputError
+    listing the bad items."""
+    from ..errors import InputError
+
+    n = len(dataset)
+    workers = max(1, min(workers, n))
+    bounds = np.linspace(0, n, workers + 1).astype(int)
+    chunks = [range(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
+    if workers == 1:
+        results = [_check_items(dataset, chunks[0] if chunks else range(0))]
+    else:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers) as pool:
+            results = list(pool.map(_check_items, [dataset] * len(chunks), chunks))
+    names = [name for r in results for name in r[0]]
+    problems = [p for r in results for p in r[1]]
+    pixels = np.sum([r[2] for r in results], axis=0) if results else np.zeros(dataset.num_classes, dtype=np.int64)
     if len(set(names)) != len(names):
         problems.append("item names are not unique")
     if problems:
@@ -92,7 +119,7 @@ def run(args) -> int:
                 ignore_index=int(classes.ignore_index),
                 num_classes=classes.num_classes,
             )
-        splits[split] = {"split": name, **check_split(dataset)}
+        splits[split] = {"split": name, **check_split(dataset, workers=args.workers)}
         print(f"{split} ({name}): {splits[split]['count']} items checked")
     index["splits"] = splits
     write_text_atomic(Path(args.out), json.dumps(index, indent=1))
