@@ -7,3 +7,13 @@ data_preprocessor = dict(
 )
 test_cfg = dict(type="TestLoop")
 env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend="nccl"))
+# Every protocol config scores one image at a time in file order with mmseg's accumulated
+# confusion-matrix mIoU; a config adds its dataset (type, root, prefixes, pipeline), which mmengine
+# merges into this dict.
+test_dataloader = dict(
+    batch_size=1,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type="DefaultSampler", shuffle=False),
+)
+test_evaluator = dict(type="IoUMetric", iou_metrics=["mIoU"])

@@ -14,10 +14,6 @@ test_pipeline = [
     dict(type="PackSegInputs"),
 ]
 test_dataloader = dict(
-    batch_size=1,
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type="DefaultSampler", shuffle=False),
     dataset=dict(
         type="COCOStuffDataset",
         data_root="data/coco_stuff164k",
@@ -25,4 +21,3 @@ test_dataloader = dict(
         pipeline=test_pipeline,
     ),
 )
-test_evaluator = dict(type="IoUMetric", iou_metrics=["mIoU"])

@@ -17,10 +17,6 @@ test_pipeline = [
     dict(type="PackSegInputs"),
 ]
 test_dataloader = dict(
-    batch_size=1,
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type="DefaultSampler", shuffle=False),
     dataset=dict(
         type="ADE20KDataset",
         data_root="data/ade/ADEChallengeData2016",
@@ -28,4 +24,3 @@ test_dataloader = dict(
         pipeline=test_pipeline,
     ),
 )
-test_evaluator = dict(type="IoUMetric", iou_metrics=["mIoU"])
