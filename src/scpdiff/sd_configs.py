@@ -80,16 +80,22 @@ _SD21_TEXT_ENCODER: dict[str, Any] = {
     "pad_token_id": 1,
 }
 
-_SD_SCHEDULER: dict[str, Any] = {
-    "num_train_timesteps": 1000,
-    "beta_start": 0.00085,
-    "beta_end": 0.012,
-    "beta_schedule": "scaled_linear",
-    "clip_sample": False,
-    "set_alpha_to_one": False,
-    "steps_offset": 1,
-    "timestep_spacing": "leading",
-}
+def sd_scheduler_config(prediction_type: str = "epsilon") -> dict:
+    """Stable Diffusion's noise schedule (``scaled_linear`` betas 0.00085..0.012 over 1000 steps),
+    shared by SD 2.1 and the toy models: the paper's effect comes from this schedule's leaked
+    signal at t = T."""
+    return {
+        "num_train_timesteps": 1000,
+        "beta_start": 0.00085,
+        "beta_end": 0.012,
+        "beta_schedule": "scaled_linear",
+        "clip_sample": False,
+        "set_alpha_to_one": False,
+        "steps_offset": 1,
+        "timestep_spacing": "leading",
+        "prediction_type": prediction_type,
+    }
+
 
 # ControlNet copies the UNet's encoder and middle block; the keys are the UNet's that
 # ControlNetModel shares, plus its hint encoder (a 4-level conv stack from 512 px to 64 latent px).
@@ -165,7 +171,7 @@ class StableDiffusionConfigs:
 def _sd21(name: str, base: bool) -> StableDiffusionConfigs:
     unet = copy.deepcopy(_SD21_UNET)
     vae = copy.deepcopy(_SD21_VAE)
-    scheduler = dict(_SD_SCHEDULER, prediction_type="epsilon" if base else "v_prediction")
+    scheduler = sd_scheduler_config("epsilon" if base else "v_prediction")
     if base:
         # 2.1-base is trained at 512 px and runs attention without fp32 upcasting
         unet.update(sample_size=64, upcast_attention=False)
@@ -210,7 +216,7 @@ def _sd21_tiny() -> StableDiffusionConfigs:
         controlnet=_controlnet_config(unet, [8, 16, 16, 16]),
         vae=vae,
         text_encoder=text,
-        scheduler=dict(_SD_SCHEDULER, prediction_type="v_prediction"),
+        scheduler=sd_scheduler_config("v_prediction"),
         resolution=64,
         description="SD 2.1's layout at toy width (CPU smoke runs of the speed benchmark)",
     )

@@ -26,6 +26,7 @@ from typing import Iterator, Sequence
 import torch
 
 from .io import atomic_dir
+from .sd_configs import sd_scheduler_config
 
 SPECIAL_TOKENS = ("<|startoftext|>", "<|endoftext|>")
 
@@ -207,21 +208,6 @@ def tiny_controlnet(unet, conditioning_embedding_out_channels: Sequence[int] = (
         return ControlNetModel.from_unet(
             unet, conditioning_embedding_out_channels=tuple(conditioning_embedding_out_channels)
         ).eval()
-
-
-def sd_scheduler_config(prediction_type: str = "epsilon") -> dict:
-    """Stable Diffusion's noise schedule (``scaled_linear`` betas 0.00085..0.012 over 1000 steps)."""
-    return {
-        "num_train_timesteps": 1000,
-        "beta_start": 0.00085,
-        "beta_end": 0.012,
-        "beta_schedule": "scaled_linear",
-        "clip_sample": False,
-        "set_alpha_to_one": False,
-        "steps_offset": 1,
-        "timestep_spacing": "leading",
-        "prediction_type": prediction_type,
-    }
 
 
 def tiny_pipeline_components(
