@@ -208,7 +208,7 @@ class _ToyDRN(nn.Module):
 def test_drn_recipe_sums_log_softmax_over_six_scales():
     net = _ToyDRN().double()
     seg = drn.DRNSegmenter(net, input_size=None)
-    seg._mean, seg._std = seg._mean.double(), seg._std.double()
+    seg.normalize.mean, seg.normalize.std = seg.normalize.mean.double(), seg.normalize.std.double()
     img = _images(1, 24, 40)
     x = img.permute(0, 3, 1, 2).double()
     ours = seg.score_maps(x)

@@ -20,6 +20,7 @@ from torch import nn
 
 from . import register_segmenter
 from .protocol import (
+    MeanStdNormalize,
     ProtocolSegmenter,
     PublishedCheckpoint,
     load_strict,
@@ -152,12 +153,8 @@ class DRNSegmenter(ProtocolSegmenter):
     ):
         super().__init__(net, device, input_size)
         self.scales = tuple(float(s) for s in scales)
-        self._mean = torch.tensor(CITYSCAPES_MEAN, device=self.device).view(1, 3, 1, 1) * 255.0
-        self._std = torch.tensor(CITYSCAPES_STD, device=self.device).view(1, 3, 1, 1) * 255.0
-
-    def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        """0..255 RGB -> (x/255 - mean) / std, as ToTensor + Normalize(info.json)."""
-        return (x - self._mean) / self._std
+        # fyu/drn's ToTensor + Normalize(info.json)
+        self.normalize = MeanStdNormalize(CITYSCAPES_MEAN, CITYSCAPES_STD, self.device)
 
     def score_maps(self, images: torch.Tensor) -> torch.Tensor:
         h, w = images.shape[-2:]

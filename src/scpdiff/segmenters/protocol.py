@@ -198,6 +198,18 @@ def full_float32():
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
+class MeanStdNormalize:
+    """0..255 RGB ``[B, 3, h, w]`` -> (x/255 - mean) / std per channel, as torchvision's ToTensor +
+    Normalize(mean, std) in the upstream test scripts."""
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float], device: torch.device):
+        self.mean = torch.tensor(mean, device=device).view(1, 3, 1, 1) * 255.0
+        self.std = torch.tensor(std, device=device).view(1, 3, 1, 1) * 255.0
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
 class ProtocolSegmenter:
     """An evaluation segmenter: a network plus its published test-time recipe.
 

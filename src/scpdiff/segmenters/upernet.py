@@ -32,6 +32,7 @@ from torch import nn
 from ..errors import InputError
 from . import register_segmenter
 from .protocol import (
+    MeanStdNormalize,
     ProtocolSegmenter,
     PublishedCheckpoint,
     load_strict,
@@ -208,11 +209,7 @@ class UPerNetSegmenter(ProtocolSegmenter):
         self.img_sizes = tuple(int(s) for s in img_sizes)
         self.img_max_size = int(img_max_size)
         self.padding_constant = int(padding_constant)
-        self._mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1) * 255.0
-        self._std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1) * 255.0
-
-    def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self._mean) / self._std
+        self.normalize = MeanStdNormalize(IMAGENET_MEAN, IMAGENET_STD, self.device)
 
     def scaled_input_sizes(self, image_size: Sequence[int]) -> list[tuple[int, int]]:
         return [scaled_input_size(image_size, s, self.img_max_size, self.padding_constant) for s in self.img_sizes]
