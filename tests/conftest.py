@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -41,16 +40,16 @@ def write_smoke_config(workdir: Path, cache_dir: str) -> Path:
     return path
 
 
-def run_snakemake(workdir: Path, *args: str, timeout: int = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+def run_snakemake(workdir: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     res = subprocess.run(smoke_command(workdir, *args), capture_output=True, text=True, timeout=timeout, cwd=workdir,
-                         env=env or snakemake_env())
+                         env=snakemake_env())
     assert res.returncode == 0, (res.stdout + res.stderr)[-5000:]
     return res
 
 
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory):
-    """The whole smoke study, once per session, with profiles/local: (workdir, wall seconds).
+    """The whole smoke study, once per session, with profiles/local: its working directory.
 
     The log of the run is kept as WORKDIR/snakemake.log. SCPDIFF_SMOKE_WORKDIR=DIR reuses (and
     completes) a smoke run in DIR instead of starting a fresh one (a development shortcut).
@@ -58,9 +57,8 @@ def smoke_run(tmp_path_factory):
     reuse = os.environ.get("SCPDIFF_SMOKE_WORKDIR")
     workdir = Path(reuse) if reuse else tmp_path_factory.mktemp("smoke")
     write_smoke_config(workdir, metric_cache_dir())
-    t0 = time.monotonic()
     # --ignore-incomplete: every output is atomic, so an existing one is complete (see the kill test)
     res = run_snakemake(workdir, "--profile", str(REPO / "profiles" / "local"), "--cores", "2",
                         "--ignore-incomplete", timeout=3600)
     (workdir / "snakemake.log").write_text(res.stdout + res.stderr)
-    return workdir, time.monotonic() - t0
+    return workdir

@@ -2,7 +2,7 @@
 .ci/slurm/start.sh (slurmctld + slurmd + munged; stopped by PID afterwards).
 
 Skipped, with the reason, only where the daemons cannot run here (SLURM not installed, not root,
-a foreign /etc/slurm/slurm.conf). With SCPDIFF_REQUIRE_SLURM=1 (set by .ci/slurm/run.sh) such a
+a foreign /etc/slurm/slurm.conf). With SCPDIFF_REQUIRE_SLURM=1 (set by .ci/run) such a
 skip becomes a failure, so CI cannot pass without having run the cluster.
 """
 
@@ -262,7 +262,7 @@ def test_smoke_dag_through_sbatch_equals_local_run(slurm_env, smoke_run, tmp_pat
     the result tables and images equal those of the session's local run (profiles/local, the
     `smoke_run` fixture) of the same DAG. The cluster run prepares its own metric weights, so its
     `weights` job goes through sbatch too."""
-    local_root, _ = smoke_run
+    local_root = smoke_run
     local_rules = _rules_run((local_root / "snakemake.log").read_text())
 
     cluster_root = tmp_path / "slurm"

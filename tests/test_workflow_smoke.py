@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_smoke_study_produces_every_table_and_figure(smoke_run):
-    workdir, _ = smoke_run
+    workdir = smoke_run
     results = workdir / "results" / "smoke"
     for name in ("metrics.csv", "table1.csv", "table1.tex", "table2.csv", "table2.tex", "table3.csv", "table3.tex",
                  "mu_sweep.png", "mu_sweep.pdf", "mu_sweep.csv", "oracle.png", "oracle.csv", "samples.png"):
@@ -42,7 +42,7 @@ def test_smoke_study_produces_every_table_and_figure(smoke_run):
 
 
 def test_report_html_includes_tables_and_figures(smoke_run):
-    workdir, _ = smoke_run
+    workdir = smoke_run
     _run(workdir, "--report", "report.html")
     html = (workdir / "report.html").read_text(errors="replace")
     for name in ("table1.csv", "table2.csv", "table3.csv", "mu_sweep.png", "oracle.png", "samples.png"):
@@ -50,7 +50,7 @@ def test_report_html_includes_tables_and_figures(smoke_run):
 
 
 def test_nothing_reruns_after_a_complete_run(smoke_run):
-    workdir, _ = smoke_run
+    workdir = smoke_run
     res = _run(workdir, "-n", "--cores", "2")
     assert "Nothing to be done" in res.stdout + res.stderr
 
@@ -62,7 +62,7 @@ def _dry_run_jobs(workdir: Path, target: str, *args: str) -> list[str]:
 
 
 def test_rerun_after_kill_redoes_only_the_missing_shards(smoke_run):
-    workdir, _ = smoke_run
+    workdir = smoke_run
     setting = workdir / "work" / "smoke" / "samples" / "categorical" / "mu0.85" / "fid"
     score = workdir / "work" / "smoke" / "scores" / "categorical" / "mu0.85.json"
     # forget this setting, then regenerate it one job at a time and kill snakemake (SIGKILL, the

@@ -68,7 +68,7 @@ def check_split(dataset, workers: int = 1) -> dict:
     bounds = np.linspace(0, n, workers + 1).astype(int)
     chunks = [range(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
     if workers == 1:
-        results = [_check_items(dataset, chunks[0] if chunks else range(0))]
+        results = [_check_items(dataset, chunks[0])]
     else:
         from concurrent.futures import ProcessPoolExecutor
 
@@ -76,7 +76,7 @@ def check_split(dataset, workers: int = 1) -> dict:
             results = list(pool.map(_check_items, [dataset] * len(chunks), chunks))
     names = [name for r in results for name in r[0]]
     problems = [p for r in results for p in r[1]]
-    pixels = np.sum([r[2] for r in results], axis=0) if results else np.zeros(dataset.num_classes, dtype=np.int64)
+    pixels = np.sum([r[2] for r in results], axis=0)
     if len(set(names)) != len(names):
         problems.append("item names are not unique")
     if problems:
