@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from . import class_tables, register_dataset
-from .folders import FolderDataset, pair_images_with_masks, require_dir
+from .folders import FolderDataset, pair_jpg_with_png_of_same_stem, require_dir
 
 DOWNLOAD = "http://sceneparsing.csail.mit.edu/ (ADEChallengeData2016.zip)"
 FOLDER = "ADEChallengeData2016"
@@ -44,12 +44,6 @@ class ADE20KDataset(FolderDataset):
         mask_dir = require_dir(
             root / "annotations" / folder, f"ADE20K annotations ({split!r} split)", f"from {DOWNLOAD}"
         )
-        samples = pair_images_with_masks(
-            image_dir.glob("*.jpg"),
-            mask_dir.glob("*.png"),
-            mask_for=lambda image: mask_dir / (image.stem + ".png"),
-            name_for=lambda image: image.stem,
-            what=f"ADE20K {split!r} split in {root}",
-        )
+        samples = pair_jpg_with_png_of_same_stem(image_dir, mask_dir, f"ADE20K {split!r} split in {root}")
         _, table = class_tables.ade20k()
         super().__init__(samples, CLASSES, table, split, resolution, fit)

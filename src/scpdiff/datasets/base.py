@@ -7,7 +7,7 @@ and ``name`` a stable identifier (the file stem) used to name generated images.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from . import class_tables, register_dataset
-from .folders import FolderDataset, pair_images_with_masks, require_dir
+from .folders import FolderDataset, pair_jpg_with_png_of_same_stem, require_dir
 
 DOWNLOAD = "https://github.com/nightrome/cocostuff (stuffthingmaps_trainval2017.zip, train2017.zip, val2017.zip)"
 MASK_FOLDERS = ("stuffthingmaps_trainval2017", "annotations")
@@ -45,12 +45,6 @@ class COCOStuffDataset(FolderDataset):
         image_dir = require_dir(root / "images" / folder, f"COCO-Stuff images ({split!r} split)", f"from {DOWNLOAD}")
         mask_root = next((root / m for m in MASK_FOLDERS if (root / m).is_dir()), root / MASK_FOLDERS[0])
         mask_dir = require_dir(mask_root / folder, f"COCO-Stuff stuff+thing maps ({split!r} split)", f"from {DOWNLOAD}")
-        samples = pair_images_with_masks(
-            image_dir.glob("*.jpg"),
-            mask_dir.glob("*.png"),
-            mask_for=lambda image: mask_dir / (image.stem + ".png"),
-            name_for=lambda image: image.stem,
-            what=f"COCO-Stuff {split!r} split in {root}",
-        )
+        samples = pair_jpg_with_png_of_same_stem(image_dir, mask_dir, f"COCO-Stuff {split!r} split in {root}")
         _, table = class_tables.cocostuff()
         super().__init__(samples, CLASSES, table, split, resolution, fit)

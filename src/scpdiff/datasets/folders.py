@@ -90,6 +90,17 @@ def pair_images_with_masks(
     return samples
 
 
+def pair_jpg_with_png_of_same_stem(image_dir: Path, mask_dir: Path, what: str) -> list[Sample]:
+    """The ADE20K / COCO-Stuff layout: ``image_dir/NAME.jpg`` with its label map ``mask_dir/NAME.png``."""
+    return pair_images_with_masks(
+        image_dir.glob("*.jpg"),
+        mask_dir.glob("*.png"),
+        mask_for=lambda image: mask_dir / (image.stem + ".png"),
+        name_for=lambda image: image.stem,
+        what=what,
+    )
+
+
 def _open(path: Path) -> Image.Image:
     try:
         return Image.open(path)
