@@ -7,7 +7,8 @@ import argparse
 import pytest
 import torch
 
-from scpdiff import acceleration, sd_configs
+from scpdiff.models import sd_configs
+from scpdiff.sampling import speed as acceleration
 from scpdiff.errors import ConfigError
 
 PROMPT = "City road scenes"
@@ -194,7 +195,7 @@ def test_tf32_sets_the_process_wide_switch():
 def test_applies_to_the_pipeline_load_pipeline_returns(tmp_path):
     """The contract: scpdiff.models.load_pipeline's pipeline takes the options; images unchanged."""
     models = pytest.importorskip("scpdiff.models")
-    from scpdiff import tiny_models
+    from scpdiff.models import tiny as tiny_models
 
     torch.set_num_threads(1)
     tiny_models.save_tiny_base(tmp_path / "base", sample_size=(8, 16))

@@ -45,7 +45,7 @@ def test_attention_flops_are_counted_on_the_cpu(bench):
 
 
 def test_step_flops_on_meta_equal_a_real_run_and_scale_with_batch(bench):
-    from scpdiff import sd_configs
+    from scpdiff.models import sd_configs
 
     on_meta = bench.denoiser_step_flops("sd21-tiny", 64, 64)
     assert on_meta == bench.denoiser_step_flops("sd21-tiny", 64, 64, device="cpu")

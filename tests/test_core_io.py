@@ -7,10 +7,10 @@ import pytest
 import torch
 import yaml
 
-from scpdiff.benchmark import load_benchmark, validate_benchmark
-from scpdiff.conditioning import encode_mask
+from scpdiff.config.benchmark import load_benchmark, validate_benchmark
+from scpdiff.models.conditioning import encode_mask
 from scpdiff.errors import ConfigError, InputError
-from scpdiff.io import atomic_dir, atomic_path
+from scpdiff.utils.files import atomic_dir, atomic_path
 
 
 def test_atomic_path_leaves_nothing_on_failure(tmp_path):

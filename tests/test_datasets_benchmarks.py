@@ -7,9 +7,9 @@ import copy
 import pytest
 from fixtures import make_ade20k_fixture, make_cityscapes_fixture, make_cocostuff_fixture, make_sd_base_fixture
 
-from scpdiff.benchmark import load_benchmark, validate_benchmark
+from scpdiff.config.benchmark import load_benchmark, validate_benchmark
 from scpdiff.datasets import open_dataset
-from scpdiff.model_paths import base_model_info
+from scpdiff.models.paths import base_model_info
 
 PAPER = {
     # name: (resolution [H, W], prompt, segmenter, classes)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from scpdiff.datasets import class_tables
-from scpdiff.datasets.classes import class_info
+from scpdiff.datasets import class_info
 from scpdiff.errors import InputError
 
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from scpdiff import tiny_models
+from scpdiff.models import tiny as tiny_models
 from scpdiff.errors import InputError
-from scpdiff.latents import encode_images, images_to_vae_input
+from scpdiff.latents.encoding import encode_images, images_to_vae_input
 from scpdiff.sampling import image_generators
 
 

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from scpdiff.errors import InputError
-from scpdiff.metrics.diversity import build_lpips, msssim_window, pairwise_lpips, pairwise_ms_ssim
-from scpdiff.weights import convert_lpips_alexnet
+from scpdiff.metrics.diversity import msssim_window, pairwise_lpips, pairwise_ms_ssim
+from scpdiff.metrics.networks import build_lpips
+from scpdiff.metrics.weights import convert_lpips_alexnet
 
 SHAPES = [(11, 11, 3, 64), (5, 5, 64, 192), (3, 3, 192, 384), (3, 3, 384, 256), (3, 3, 256, 256)]
 

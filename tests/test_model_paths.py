@@ -6,7 +6,7 @@ import pytest
 from fixtures import make_hf_cache_fixture, make_sd_base_fixture
 
 from scpdiff.errors import ConfigError
-from scpdiff.model_paths import base_model_info, describe_base_model, resolve_base_model
+from scpdiff.models.paths import base_model_info, describe_base_model, resolve_base_model
 
 
 def test_local_folder_sd21_base(tmp_path):

@@ -9,7 +9,7 @@ import yaml
 
 import scpdiff.priors as P
 from scpdiff.cli import main
-from scpdiff.latent_shards import LatentShard, read_latent_shard, write_latent_shard
+from scpdiff.latents.shards import LatentShard, read_latent_shard, write_latent_shard
 
 
 @pytest.fixture()

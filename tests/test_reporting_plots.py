@@ -76,7 +76,7 @@ def test_oracle_plot_without_oracle_settings_fails_clearly(tmp_path, capsys):
 
 
 def test_samples_grid_shows_mask_real_image_and_each_prior(tmp_path, monkeypatch):
-    from scpdiff.benchmark import load_benchmark
+    from scpdiff.config.benchmark import load_benchmark
     from scpdiff.datasets import open_dataset
     from scpdiff.datasets.toy import write_toy_dataset
     from scpdiff.reporting.samples import load_sample_rows

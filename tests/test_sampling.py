@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from scpdiff import priors, sampling, tiny_models
-from scpdiff.conditioning import encode_mask
+from scpdiff import priors, sampling
+from scpdiff.models import tiny as tiny_models
+from scpdiff.models.conditioning import encode_mask
 from scpdiff.errors import InputError
 
 H, W = 32, 64

@@ -10,10 +10,10 @@ import torch
 import yaml
 from PIL import Image
 
-from scpdiff import tiny_models
+from scpdiff.models import tiny as tiny_models
 from scpdiff.cli import main
 from scpdiff.errors import ScpdiffError
-from scpdiff.latent_shards import read_latent_shard
+from scpdiff.latents.shards import read_latent_shard
 
 RES = (32, 64)
 
@@ -53,7 +53,7 @@ def _pngs(folder) -> dict[str, np.ndarray]:
 def test_load_pipeline_uses_finetuned_unet_and_ddim(setup):
     from diffusers import DDIMScheduler
 
-    from scpdiff.models import load_pipeline
+    from scpdiff.models.pipeline import load_pipeline
 
     pipe = load_pipeline(setup["base"], setup["ft"])
     assert isinstance(pipe.scheduler, DDIMScheduler)
@@ -70,7 +70,7 @@ def test_load_pipeline_uses_finetuned_unet_and_ddim(setup):
 
 
 def test_load_pipeline_errors_name_the_folder(setup, tmp_path):
-    from scpdiff.models import load_pipeline
+    from scpdiff.models.pipeline import load_pipeline
 
     with pytest.raises(ScpdiffError, match="controlnet"):
         load_pipeline(setup["base"], tmp_path)
@@ -168,7 +168,7 @@ def test_demo_writes_images_for_every_prior(tmp_path):
 
 
 def test_latents_from_another_vae_are_refused(setup, capsys):
-    from scpdiff.latent_shards import LatentShard, write_latent_shard
+    from scpdiff.latents.shards import LatentShard, write_latent_shard
 
     root = setup["root"]
     good = read_latent_shard(root / "val_all.safetensors") if (root / "val_all.safetensors").exists() else None
@@ -183,7 +183,7 @@ def test_latents_from_another_vae_are_refused(setup, capsys):
 
 
 def test_load_pipeline_without_finetuned_folder_is_the_base_model(setup):
-    from scpdiff.models import load_pipeline
+    from scpdiff.models.pipeline import load_pipeline
 
     pipe = load_pipeline(setup["base"])
     z = torch.randn(1, 4, RES[0] // 8, RES[1] // 8)

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 import yaml
 from PIL import Image
 
-from scpdiff import weights as W
+from scpdiff.metrics import weights as W
 from scpdiff.cli import main
 from scpdiff.segmenters import register_segmenter
 

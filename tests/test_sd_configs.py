@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from scpdiff import sd_configs
+from scpdiff.models import sd_configs
 from scpdiff.errors import ConfigError
 
 # Published sizes of Stable Diffusion 2.1's components (stabilityai/stable-diffusion-2-1 and -base

@@ -1,4 +1,4 @@
-"""The multi-GPU launcher (scpdiff.launch): its command lines are checked against accelerate's own
+"""The multi-GPU launcher (scpdiff.training.launcher): its command lines are checked against accelerate's own
 argument parser, and the single-process path is run for real on the CPU."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from accelerate.commands.launch import launch_command_parser
 
 from scpdiff.errors import ConfigError
-from scpdiff.launch import allocated_gpu_count, build_command, main
+from scpdiff.training.launcher import allocated_gpu_count, build_command, main
 
 TRAIN = ["train-controlnet", "--benchmark", "b.yaml", "--base", "base", "--out", "cn", "--resume", "auto"]
 
@@ -70,9 +70,9 @@ def test_dry_run_prints_the_command(capsys):
 
 
 def test_single_process_path_runs_scpdiff():
-    """The real exec path on CPU: `python -m scpdiff.launch -- --help` prints scpdiff's help."""
+    """The real exec path on CPU: `python -m scpdiff.training.launcher -- --help` prints scpdiff's help."""
     proc = subprocess.run(
-        [sys.executable, "-m", "scpdiff.launch", "--gpus", "1", "--", "--help"],
+        [sys.executable, "-m", "scpdiff.training.launcher", "--gpus", "1", "--", "--help"],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr

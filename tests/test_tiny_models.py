@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from scpdiff import tiny_models as tm
+from scpdiff.models import tiny as tm
 
 
 def test_tokenizer_roundtrips_text_byte_level():

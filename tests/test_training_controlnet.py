@@ -10,8 +10,9 @@ import yaml
 from safetensors.torch import load_file
 
 from scpdiff.cli import main
-from scpdiff.tiny_models import save_tiny_base, tiny_unet
-from scpdiff.training.controlnet import ControlledUNet, build_controlnet, decoder_modules
+from scpdiff.models.tiny import save_tiny_base, tiny_unet
+from scpdiff.models.controlnet import controlnet_from_unet as build_controlnet
+from scpdiff.training.controlnet import ControlledUNet, decoder_modules
 
 
 def test_controlnet_starts_as_the_base_unet():

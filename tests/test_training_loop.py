@@ -10,9 +10,10 @@ import torch
 
 from scpdiff.datasets.base import ClassInfo, SegmentationDataset
 from scpdiff.errors import ConfigError
-from scpdiff.tiny_models import sd_scheduler_config, tiny_vae
+from scpdiff.models.tiny import sd_scheduler_config, tiny_vae
 from scpdiff.training.data import StepBatchSampler
-from scpdiff.training.diffusion import LatentCache, diffusion_loss, diffusion_target, encode_latents, training_scheduler
+from scpdiff.latents.encoding import encode_pixels as encode_latents
+from scpdiff.training.diffusion import LatentCache, diffusion_loss, diffusion_target, training_scheduler
 from scpdiff.training.loop import LoopConfig, checkpoints, run_training
 
 

@@ -13,7 +13,7 @@ import yaml
 from scpdiff.cli import main
 from scpdiff.datasets import open_dataset
 from scpdiff.datasets.toy import write_toy_dataset
-from scpdiff.tiny_models import tiny_vae
+from scpdiff.models.tiny import tiny_vae
 from scpdiff.training.vae import fit_scaling_factor
 
 

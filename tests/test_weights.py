@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from scpdiff import weights as W
+from scpdiff.metrics import weights as W
 from scpdiff.errors import ConfigError, InputError
 
 SHAPES = [(11, 11, 3, 64), (5, 5, 64, 192), (3, 3, 192, 384), (3, 3, 384, 256), (3, 3, 256, 256)]

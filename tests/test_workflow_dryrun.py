@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scpdiff.benchmark import load_benchmark
+from scpdiff.config.benchmark import load_benchmark
 from scpdiff.cli import main
 
 REPO = Path(__file__).resolve().parents[1]

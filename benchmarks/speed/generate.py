@@ -2,10 +2,10 @@
 """Generation speed of SCP-Diff at SD 2.1 size: images/s, FLOPs per step, fraction of the GPU's peak.
 
 Builds SD 2.1's UNet + ControlNet + VAE + text encoder from their configs
-(:mod:`scpdiff.sd_configs`) with random weights -- the same FLOPs as the real models, no download --
+(:mod:`scpdiff.models.sd_configs`) with random weights -- the same FLOPs as the real models, no download --
 and times the real generation path (:func:`scpdiff.sampling.sample_images`: joint prior, Eq. 6
 noising at mu*T, the last mu*S DDIM steps through diffusers' ControlNet pipeline, VAE decode, uint8
-images on the host) for each speed preset (:mod:`scpdiff.acceleration`), image size and batch size.
+images on the host) for each speed preset (:mod:`scpdiff.sampling.speed`), image size and batch size.
 
     # one H100, paper settings (512x512 and 1024x512, mu = 0.85, 50 DDIM steps, CFG 7.5); about
     # 20-30 min in all -- where commands are time-limited, rerun the same command: it resumes
@@ -109,7 +109,7 @@ def count_flops(fn: Callable[[], object]) -> int:
 
 def denoiser_step_flops(configs, height: int, width: int, batch: int = 1, device: str = "meta") -> int:
     """FLOPs of one ControlNet + UNet evaluation (one denoising step) for ``batch`` latents."""
-    from scpdiff import sd_configs
+    from scpdiff.models import sd_configs
 
     configs = sd_configs.get_configs(configs)
     c, h, w = configs.latent_shape(height, width)
@@ -129,7 +129,7 @@ def denoiser_step_flops(configs, height: int, width: int, batch: int = 1, device
 
 def vae_decode_flops(configs, height: int, width: int, device: str = "meta") -> int:
     """FLOPs of decoding one latent to an ``height`` x ``width`` image."""
-    from scpdiff import sd_configs
+    from scpdiff.models import sd_configs
 
     configs = sd_configs.get_configs(configs)
     vae = sd_configs.build_vae(configs, device=device, seed=None)
@@ -226,7 +226,7 @@ def generation_fn(pipe, configs, args, height: int, width: int, batch: int) -> t
         return run, "scpdiff.sampling.sample_images"
 
     # Without scpdiff.sampling: the same pipeline call with as many denoising steps.
-    from scpdiff.conditioning import encode_mask
+    from scpdiff.models.conditioning import encode_mask
 
     condition = encode_mask(masks, palette).to(pipe.device, pipe.unet.dtype)
 
@@ -293,7 +293,7 @@ def row_key(row: dict) -> tuple:
 def write_csv(path: Path, rows: list[dict]) -> None:
     import pandas as pd
 
-    from scpdiff.io import atomic_path
+    from scpdiff.utils.files import atomic_path
 
     with atomic_path(path) as tmp:
         pd.DataFrame(rows, columns=COLUMNS).to_csv(tmp, index=False)
@@ -310,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sizes", help="HEIGHTxWIDTH list (default 512x512,512x1024: ADE20K and Cityscapes)")
     p.add_argument("--batch-sizes", help="images per batch (default 1,8,32)")
     p.add_argument("--speed", action="append", help="a speed setting: a preset or comma-joined options "
-                   "(repeat for several; default: baseline, default, fast; see scpdiff.acceleration)")
+                   "(repeat for several; default: baseline, default, fast; see scpdiff.sampling.speed)")
     p.add_argument("--steps", type=int, help="DDIM steps S (default 50)")
     p.add_argument("--mu", type=float, help="fraction of the DDIM steps run (default 0.85)")
     p.add_argument("--guidance-scale", type=float, help="classifier-free guidance scale (default 7.5; 1 = no CFG pass)")
@@ -333,7 +333,7 @@ def resolve_args(argv: list[str] | None) -> argparse.Namespace:
         if getattr(args, key, None) is None:
             setattr(args, key, value)
     if args.benchmark:
-        from scpdiff.benchmark import load_benchmark
+        from scpdiff.config.benchmark import load_benchmark
 
         bench = load_benchmark(args.benchmark)
         args.steps = int(bench["sampling"]["ddim_steps"])
@@ -383,7 +383,8 @@ def measure(run: Callable[[], object], device: torch.device, args, batch: int, g
 
 def run_setting(speed: str, pending, configs, device, env, args, flops, common: dict, emit: Callable[[dict], None]) -> None:
     """Build a fresh pipeline, apply the speed ``speed`` and measure the ``pending`` (h, w, batch) rows."""
-    from scpdiff import acceleration, sd_configs
+    from scpdiff.models import sd_configs
+    from scpdiff.sampling import speed as acceleration
 
     options = acceleration.parse_options(speed)
     # tf32 is process-wide: restore the switches afterwards so the next setting is unaffected
@@ -432,7 +433,8 @@ def print_row(row: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from scpdiff import acceleration, sd_configs
+    from scpdiff.models import sd_configs
+    from scpdiff.sampling import speed as acceleration
 
     args = resolve_args(argv)
     device = torch.device(args.device)

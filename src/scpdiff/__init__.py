@@ -3,12 +3,12 @@
 The library's parts, one concept per module:
 
 - :mod:`scpdiff.priors` -- the noise priors of the paper (Eqs. 4, 5, 7, 8), a registry by name.
-- :mod:`scpdiff.sampling` -- start a diffusers ControlNet pipeline from a prior at mu*T (Eq. 6).
-- :mod:`scpdiff.conditioning` -- the colour-coded mask given to ControlNet (one place).
+- :mod:`scpdiff.sampling.denoise` -- start a diffusers ControlNet pipeline from a prior at mu*T (Eq. 6).
+- :mod:`scpdiff.models.conditioning` -- the colour-coded mask given to ControlNet (one place).
 - :mod:`scpdiff.datasets` -- the toy dataset and readers for Cityscapes, ADE20K and COCO-Stuff.
 - :mod:`scpdiff.training` -- VAE / base UNet / ControlNet / segmenter training (accelerate).
 - :mod:`scpdiff.metrics` -- FID/KID, mIoU/accuracy, LPIPS and MS-SSIM diversity.
-- :mod:`scpdiff.benchmark` -- benchmark configuration files (benchmarks/*.yaml).
+- :mod:`scpdiff.config.benchmark` -- benchmark configuration files (benchmarks/*.yaml).
 - :mod:`scpdiff.cli` -- the ``scpdiff`` command the workflow rules call.
 """
 

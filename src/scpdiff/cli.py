@@ -45,12 +45,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         if only is not None and name != only:
             sub.add_parser(name)
             continue
-        try:
-            mod = _load(name)
-        except ModuleNotFoundError as exc:
-            if exc.name and exc.name.startswith("scpdiff.commands"):
-                continue  # command not built yet in this checkout
-            raise
+        mod = _load(name)
         p = sub.add_parser(name, help=getattr(mod, "HELP", None), description=getattr(mod, "HELP", None))
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
@@ -67,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         # plugin modules named by the workflow config (register prior variants etc.)
-        from .workflow_config import import_plugins_from_env
+        from .config.workflow import import_plugins_from_env
 
         import_plugins_from_env()
         return int(args._run(args) or 0)

@@ -15,7 +15,7 @@ from snakemake.exceptions import WorkflowError
 
 from scpdiff.errors import ScpdiffError
 from scpdiff.priors import get_prior_class
-from scpdiff.workflow_config import (
+from scpdiff.config.workflow import (
     PLUGINS_ENV,
     import_plugins,
     resolve_benchmarks,
@@ -38,9 +38,9 @@ ENV = "../../environment.yml"
 
 # Every job imports the same plugin modules (scpdiff.cli reads SCPDIFF_PLUGINS), on any executor.
 SCPDIFF = f"{PLUGINS_ENV}={','.join(config['plugins'])} scpdiff" if config["plugins"] else "scpdiff"
-# Multi-GPU stages start one process per GPU of their job (accelerate launch) through scpdiff.launch.
+# Multi-GPU stages start one process per GPU of their job (accelerate launch) through scpdiff.training.launcher.
 _ENV_PREFIX = f"{PLUGINS_ENV}={','.join(config['plugins'])} " if config["plugins"] else ""
-SCPDIFF_LAUNCH = f"{_ENV_PREFIX}python -m scpdiff.launch"
+SCPDIFF_LAUNCH = f"{_ENV_PREFIX}python -m scpdiff.training.launcher"
 
 # The resolved benchmark (overrides applied) is the file every job reads.
 for _bench in BENCH.values():

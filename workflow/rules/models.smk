@@ -87,6 +87,6 @@ rule train_controlnet:
         ENV
     shell:
         # --resume auto: a requeued or restarted job continues from its last checkpoint
-        # scpdiff.launch: accelerate with one process per GPU when the job has several
+        # scpdiff.training.launcher: accelerate with one process per GPU when the job has several
         "{params.launch} --gpus {resources.gpu} -- train-controlnet --benchmark {params.bench} --base {input.base}"
         " --out {output} --resume auto > {log} 2>&1"

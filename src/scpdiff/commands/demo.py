@@ -1,6 +1,6 @@
 """scpdiff demo: the whole sampling path on tiny random models, in seconds on a CPU.
 
-Builds a tiny random Stable Diffusion + ControlNet (:mod:`scpdiff.tiny_models`), fits every
+Builds a tiny random Stable Diffusion + ControlNet (:mod:`scpdiff.models.tiny`), fits every
 registered prior on synthetic latents and label maps (each class has its own latent mean, so the
 priors differ), and samples a few images per prior at ``mu`` into ``--out``: ``{prior}_{k:02d}.png``
 beside the colour-coded label maps ``mask_{k:02d}.png``. The models are untrained, so the images are
@@ -53,10 +53,10 @@ def run(args) -> int:
     from PIL import Image
 
     from .. import priors
-    from ..conditioning import encode_mask
-    from ..io import atomic_dir
+    from ..models.conditioning import encode_mask
+    from ..utils.files import atomic_dir
     from ..sampling import image_generators, sample_images
-    from ..tiny_models import tiny_controlnet, tiny_pipeline_components
+    from ..models.tiny import tiny_controlnet, tiny_pipeline_components
 
     from diffusers import StableDiffusionControlNetPipeline
 

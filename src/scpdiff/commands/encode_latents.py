@@ -36,20 +36,21 @@ def run(args) -> int:
     import torch
     from diffusers import AutoencoderKL
 
-    from ..benchmark import load_benchmark
-    from ..latent_shards import LatentShard, write_latent_shard
-    from ..latents import encode_images
-    from ..models import resolve_base_dir
+    from ..config.benchmark import load_benchmark
+    from ..latents.shards import LatentShard, write_latent_shard
+    from ..latents.encoding import encode_images
+    from ..models.paths import resolve_base_model
     from ..sampling import image_generators
-    from ..sharding import shard_bounds
+    from ..utils.sharding import shard_bounds
+    from ..utils.torch_state import default_device
     from ..datasets import open_benchmark_split
 
     bench = load_benchmark(args.benchmark)
     ds = open_benchmark_split(bench, args.split)
     n = num_split_images(bench, args.split, len(ds))
     start, stop = shard_bounds(n, args.shard, args.num_shards)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    base = resolve_base_dir(args.base)
+    device = args.device or default_device()
+    base = resolve_base_model(args.base)
     # The VAE encoder runs in float32 even on GPU: the latents feed float64 statistics and the oracle.
     vae = AutoencoderKL.from_pretrained(base / "vae", torch_dtype=torch.float32, local_files_only=True).to(device)
 

@@ -15,30 +15,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=256, help="latents per update (memory only; results identical)")
 
 
-def prior_for_benchmark(bench, variant: str):
-    """An unfitted prior of ``variant`` with the benchmark's classes, latent shape and prior options."""
-    from .. import priors
-    from ..datasets.classes import num_classes_for
-
-    opts = dict(bench.get("prior_options") or {})
-    return priors.create(variant, num_classes=num_classes_for(bench), latent_shape=bench.latent_shape, **opts)
-
-
 def run(args) -> int:
-    import torch
+    from ..config.benchmark import load_benchmark
+    from ..priors.for_benchmark import fit_prior_on_shards
 
-    from ..benchmark import load_benchmark
-    from ..latent_shards import read_latent_shard
-
-    bench = load_benchmark(args.benchmark)
-    prior = prior_for_benchmark(bench, args.variant)
-    for path in args.latents:
-        shard = read_latent_shard(path)
-        for k in ("vae", "scaling_factor", "dataset"):
-            prior.provenance[k] = prior.provenance.get(k) or str(shard.metadata.get(k, ""))
-        n = shard.latents.shape[0]
-        for i in range(0, n, args.batch_size):
-            prior.update(shard.latents[i : i + args.batch_size], shard.masks[i : i + args.batch_size].to(torch.long))
+    prior = fit_prior_on_shards(load_benchmark(args.benchmark), args.variant, args.latents, args.batch_size)
     prior.save(args.out)
     print(f"fitted {prior!r} -> {args.out}")
     return 0

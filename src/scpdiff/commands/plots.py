@@ -42,7 +42,7 @@ def run(args) -> int:
     else:
         if not args.benchmark or not args.samples:
             raise InputError("plots samples: give --benchmark and --samples PRIOR=DIR ...")
-        from ..benchmark import load_benchmark
+        from ..config.benchmark import load_benchmark
         from ..reporting.samples import load_sample_rows, parse_sample_dirs
 
         bench = load_benchmark(args.benchmark)

@@ -89,9 +89,9 @@ def check_split(dataset, workers: int = 1) -> dict:
 
 
 def run(args) -> int:
-    from ..benchmark import load_benchmark
+    from ..config.benchmark import load_benchmark
     from ..datasets import open_dataset
-    from ..io import write_text_atomic
+    from ..utils.files import write_text_atomic
 
     bench = load_benchmark(args.benchmark)
     ds_cfg = bench["dataset"]

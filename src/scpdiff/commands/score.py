@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from .ref_stats import add_device_arguments, resolve_device
+from ..metrics.defaults import KID_SUBSETS, KID_SUBSET_SIZE, MIOU_AVERAGE, SUBSET_SEED
+from ..metrics.segmentation import MIOU_AVERAGES
+from ._arguments import add_device_arguments, add_fid_resize_argument, resolve_device
 
 HELP = "score a folder of generated images (ours or another method's) with the paper's protocol"
 
@@ -19,18 +21,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ref-split", default="val", help="split of the real images for FID when --ref-stats is not given")
     p.add_argument("--segmenter", help="segmenter kind (default: the benchmark's)")
     p.add_argument("--segmenter-checkpoint", help="segmenter weights (default: the benchmark's segmenter.checkpoint)")
-    p.add_argument("--miou-average", choices=["accumulated", "nanmean", "zero_absent"],
-                   help="mIoU averaging rule (default: the benchmark's segmenter.miou_average, else accumulated)")
+    p.add_argument("--miou-average", choices=MIOU_AVERAGES,
+                   help=f"mIoU averaging rule (default: the benchmark's segmenter.miou_average, else {MIOU_AVERAGE})")
     p.add_argument("--diversity", action="store_true", help="also mean pairwise LPIPS / MS-SSIM over {name}_{k} groups")
     p.add_argument("--fid-infinity", action="store_true", help="also FID-infinity (Chong & Forsyth) from the same features")
     p.add_argument("--no-fid", action="store_true", help="skip FID/KID")
     p.add_argument("--no-segmentation", action="store_true", help="skip mIoU/accuracy")
     p.add_argument("--allow-subset", action="store_true", help="allow images for only some of the label maps")
-    p.add_argument("--kid-subset-size", type=int, default=1000)
-    p.add_argument("--kid-subsets", type=int, default=100)
-    p.add_argument("--seed", type=int, default=2020, help="seed of KID / FID-infinity subsets")
+    p.add_argument("--kid-subset-size", type=int, default=KID_SUBSET_SIZE)
+    p.add_argument("--kid-subsets", type=int, default=KID_SUBSETS)
+    p.add_argument("--seed", type=int, default=SUBSET_SEED, help="seed of KID / FID-infinity subsets")
     p.add_argument("--out", required=True, help="metrics .json (row + provenance) or .csv (one row)")
     add_device_arguments(p)
+    add_fid_resize_argument(p)
 
 
 def _masks(args, bench, need: bool):
@@ -47,7 +50,7 @@ def _masks(args, bench, need: bool):
 
 def _classes(bench, masks):
     """Class count and ignore label: the dataset module's table, else the opened dataset's."""
-    from ..datasets.classes import class_info
+    from ..datasets import class_info
 
     try:
         return class_info(bench["dataset"]["kind"])
@@ -63,7 +66,7 @@ def _classes(bench, masks):
 def _write(row: dict, provenance: dict, out: str) -> None:
     import json
 
-    from ..io import atomic_path, write_text_atomic
+    from ..utils.files import atomic_path, write_text_atomic
 
     if out.endswith(".csv"):
         import pandas as pd
@@ -80,11 +83,11 @@ def run(args) -> int:
     import datetime
     from pathlib import Path
 
-    from ..benchmark import load_benchmark
+    from ..config.benchmark import load_benchmark
     from ..metrics.fid import ReferenceStats, load_inception
     from ..metrics.images import check_coverage, check_image_files, list_images, match_images
     from ..metrics.scoring import ScoreOptions, reference_statistics, score_folder, versions
-    from ..weights import sha256_tree
+    from ..utils.hashing import sha256_tree
 
     bench = load_benchmark(args.benchmark)
     device, workers = resolve_device(args)
@@ -92,7 +95,7 @@ def run(args) -> int:
     opts = ScoreOptions(
         fid=not args.no_fid, fid_infinity=args.fid_infinity, fid_resize=args.fid_resize,
         kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size, segmentation=not args.no_segmentation,
-        miou_average=args.miou_average or seg_cfg.get("miou_average", "accumulated"), diversity=args.diversity,
+        miou_average=args.miou_average or seg_cfg.get("miou_average", MIOU_AVERAGE), diversity=args.diversity,
         batch_size=args.batch_size, workers=workers, device=device, seed=args.seed,
     )
     # check every input before any network is loaded

@@ -40,7 +40,7 @@ def run(args) -> int:
     if args.score or args.diversity_score:
         if not args.benchmark:
             raise InputError("--score/--diversity-score need --benchmark (its name, dataset and mu for tables)")
-        from ..benchmark import load_benchmark
+        from ..config.benchmark import load_benchmark
 
         bench = load_benchmark(args.benchmark)
         metrics = tables.collect_metrics(

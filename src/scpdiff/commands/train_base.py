@@ -13,7 +13,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ..benchmark import load_benchmark
+    from ..config.benchmark import load_benchmark
     from ..training.stages import train_base
 
     train_base(load_benchmark(args.benchmark), args.vae, args.out, **training_kwargs(args))

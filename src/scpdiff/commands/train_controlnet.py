@@ -13,7 +13,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ..benchmark import load_benchmark
+    from ..config.benchmark import load_benchmark
     from ..training.stages import train_controlnet
 
     train_controlnet(load_benchmark(args.benchmark), args.base, args.out, **training_kwargs(args))

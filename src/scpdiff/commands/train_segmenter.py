@@ -12,7 +12,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ..benchmark import load_benchmark
+    from ..config.benchmark import load_benchmark
     from ..training.stages import train_segmenter
 
     train_segmenter(load_benchmark(args.benchmark), args.out, **training_kwargs(args))

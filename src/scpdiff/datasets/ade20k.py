@@ -27,7 +27,7 @@ DOWNLOAD = "http://sceneparsing.csail.mit.edu/ (ADEChallengeData2016.zip)"
 FOLDER = "ADEChallengeData2016"
 SPLITS = {"train": "training", "val": "validation", "training": "training", "validation": "validation"}
 
-CLASSES = class_tables.ade20k()[0]  # names, palette, ignore label (scpdiff.datasets.classes)
+CLASSES = class_tables.ade20k()[0]  # names, palette, ignore label (scpdiff.datasets.class_info)
 
 
 @register_dataset("ade20k")

@@ -28,7 +28,7 @@ DOWNLOADS = "https://www.cityscapes-dataset.com/downloads/"
 IMAGE_SUFFIX = "_leftImg8bit.png"
 LABEL_FILES = {"labelIds": "_gtFine_labelIds.png", "labelTrainIds": "_gtFine_labelTrainIds.png"}
 
-CLASSES = class_tables.cityscapes()[0]  # names, palette, ignore label (scpdiff.datasets.classes)
+CLASSES = class_tables.cityscapes()[0]  # names, palette, ignore label (scpdiff.datasets.class_info)
 
 
 @register_dataset("cityscapes")

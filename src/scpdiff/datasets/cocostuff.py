@@ -31,7 +31,7 @@ DOWNLOAD = "https://github.com/nightrome/cocostuff (stuffthingmaps_trainval2017.
 MASK_FOLDERS = ("stuffthingmaps_trainval2017", "annotations")
 SPLITS = {"train": "train2017", "val": "val2017", "train2017": "train2017", "val2017": "val2017"}
 
-CLASSES = class_tables.cocostuff()[0]  # names, palette, ignore label (scpdiff.datasets.classes)
+CLASSES = class_tables.cocostuff()[0]  # names, palette, ignore label (scpdiff.datasets.class_info)
 
 
 @register_dataset("cocostuff")

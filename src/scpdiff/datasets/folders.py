@@ -101,7 +101,8 @@ def pair_jpg_with_png_of_same_stem(image_dir: Path, mask_dir: Path, what: str) -
     )
 
 
-def _open(path: Path) -> Image.Image:
+def open_image(path: Path) -> Image.Image:
+    """Open an image file lazily (header only); an unreadable file is an :class:`InputError` naming it."""
     try:
         return Image.open(path)
     except (UnidentifiedImageError, OSError) as exc:
@@ -110,16 +111,21 @@ def _open(path: Path) -> Image.Image:
 
 def read_rgb(path: Path) -> Image.Image:
     """Decode an image file as RGB (greyscale and CMYK JPEGs occur in ADE20K and COCO)."""
-    with _open(path) as im:
+    with open_image(path) as im:
         try:
             return im.convert("RGB")
         except OSError as exc:
             raise InputError(f"{path}: cannot decode image: {exc}") from exc
 
 
+def read_rgb_array(path: Path) -> np.ndarray:
+    """:func:`read_rgb` as a writable uint8 ``[H, W, 3]`` array (``torch.from_numpy`` may share it)."""
+    return np.array(read_rgb(Path(path)), dtype=np.uint8)
+
+
 def read_label_map(path: Path) -> np.ndarray:
     """Decode a single-channel label image into an integer array ``[H, W]`` of stored values."""
-    with _open(path) as im:
+    with open_image(path) as im:
         if im.mode not in _LABEL_MODES:
             raise InputError(
                 f"{path}: expected a single-channel label image (PIL mode L, P or I), got mode {im.mode}"
@@ -219,7 +225,7 @@ class FolderDataset(SegmentationDataset):
 
     def _checked_mask(self, s: Sample) -> np.ndarray:
         """The stored values of ``s.mask`` at full size, after the size and label checks."""
-        with _open(s.image) as im_head, _open(s.mask) as mask_head:
+        with open_image(s.image) as im_head, open_image(s.mask) as mask_head:
             if im_head.size != mask_head.size:
                 raise InputError(
                     f"{s.mask}: mask is {mask_head.size[0]}x{mask_head.size[1]} (WxH) but its image "

@@ -59,7 +59,7 @@ def toy_classes() -> ClassInfo:
     return ClassInfo(names=CLASS_NAMES, palette=PALETTE.copy(), ignore_index=IGNORE_INDEX, source="toy")
 
 
-CLASSES = toy_classes()  # read by scpdiff.datasets.classes.class_info
+CLASSES = toy_classes()  # read by scpdiff.datasets.class_info
 
 
 # --------------------------------------------------------------------------------------- rendering
@@ -232,7 +232,7 @@ def write_toy_dataset(
 
     A ``root`` that exists but was not written by this function is never replaced.
     """
-    from ..io import atomic_dir
+    from ..utils.files import atomic_dir
 
     root = Path(root)
     if toy_dataset_complete(root, num_train, num_val, resolution, seed):

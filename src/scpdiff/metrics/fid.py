@@ -1,7 +1,8 @@
 """FID, KID and FID-infinity on torch-fidelity's InceptionV3 with offline weights (paper section 5.1).
 
 The network is torch-fidelity's ``FeatureExtractorInceptionV3`` loaded from the file that
-``scpdiff weights`` prepared (see :mod:`scpdiff.weights`); nothing here touches the network.
+``scpdiff weights`` prepared (see :mod:`scpdiff.metrics.weights`), built by
+:func:`~scpdiff.metrics.networks.build_inception`; nothing here changes the network.
 
     model, sha = load_inception(device="cuda")
     feats = extract_features(batches, model)              # float64 [N, 2048]
@@ -11,58 +12,29 @@ The network is torch-fidelity's ``FeatureExtractorInceptionV3`` loaded from the 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable
 
 import numpy as np
 import torch
 
 from ..errors import InputError
-from ..io import atomic_path
+from ..utils.files import atomic_path
+from ..utils.torch_state import full_float32
+from .defaults import KID_SUBSETS, KID_SUBSET_SIZE, SUBSET_SEED
+from .networks import build_inception
+from .weights import FID_INCEPTION, weight_path
 
-FEATURE_LAYER = "2048"
 INCEPTION_SIZE = 299
 # how an image reaches 299x299: torch-fidelity's own TF1-exact bilinear resize of the uint8 image
 # (the TTUR / OASIS protocol), or a PIL bicubic resize before it (clean-fid's choice)
 RESIZE_MODES = ("tf1_bilinear", "pil_bicubic")
 
 
-@contextlib.contextmanager
-def no_tf32() -> Iterator[None]:
-    """Metrics run in full fp32: TF32 matmuls/convs would move FID in the 3rd digit on Ampere+."""
-    old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
-
-
-def build_inception(state_dict: dict | None = None, weights_path: str | os.PathLike | None = None):
-    """torch-fidelity's InceptionV3 (2048-d pool features) from a state dict or file, strictly loaded."""
-    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
-
-    if (state_dict is None) == (weights_path is None):
-        raise ValueError("give exactly one of state_dict, weights_path")
-    if weights_path is not None:
-        return FeatureExtractorInceptionV3("inception-v3-compat", [FEATURE_LAYER], feature_extractor_weights_path=str(weights_path)).eval()
-    # torch-fidelity only takes a path; passing None would make it download its own weights
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "inception.pth"
-        torch.save(state_dict, path)
-        return FeatureExtractorInceptionV3("inception-v3-compat", [FEATURE_LAYER], feature_extractor_weights_path=str(path)).eval()
-
-
 def load_inception(device: str | torch.device = "cpu", cache=None):
     """The prepared FID Inception on ``device`` and its weights' sha256."""
-    from ..weights import FID_INCEPTION, weight_path
-
     path, sha = weight_path(FID_INCEPTION, cache=cache)
     return build_inception(weights_path=path).to(device), sha
 
@@ -84,7 +56,7 @@ def inception_features(model, images: torch.Tensor) -> torch.Tensor:
     if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] != 3:
         raise InputError(f"FID Inception wants uint8 [B,3,H,W] images, got {images.dtype} {tuple(images.shape)}")
     device = next(model.parameters()).device
-    with no_tf32():
+    with full_float32():
         (feats,) = model(images.to(device, non_blocking=True))
     return feats.float()
 
@@ -132,8 +104,8 @@ def frechet_distance(a: GaussianStats, b: GaussianStats) -> float:
     return float(diff @ diff + np.trace(s_a) + np.trace(s_b) - 2 * tr_covmean)
 
 
-def kernel_inception_distance(features_a: np.ndarray, features_b: np.ndarray, subsets: int = 100,
-                              subset_size: int = 1000, seed: int = 2020) -> tuple[float, float]:
+def kernel_inception_distance(features_a: np.ndarray, features_b: np.ndarray, subsets: int = KID_SUBSETS,
+                              subset_size: int = KID_SUBSET_SIZE, seed: int = SUBSET_SEED) -> tuple[float, float]:
     """KID (unbiased MMD^2, cubic polynomial kernel) mean and std over random subsets (torch-fidelity).
 
     ``subset_size`` is clipped to the smaller set so small toy runs still get a (noisier) estimate.

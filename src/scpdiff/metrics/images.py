@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from ..datasets.folders import open_image, read_label_map, read_rgb_array
 from ..errors import InputError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -88,23 +89,12 @@ def check_coverage(entries: Sequence[ImageEntry], mask_names: set[str], source: 
 
 def check_image_files(paths: Sequence[Path], resolution: tuple[int, int]) -> None:
     """Open each file's header: readable, and ``(H, W) == resolution``."""
-    from PIL import Image, UnidentifiedImageError
-
     h, w = resolution
     for p in paths:
-        try:
-            with Image.open(p) as im:
-                size = im.size
-        except (UnidentifiedImageError, OSError) as exc:
-            raise InputError(f"{p}: cannot read image file: {exc}") from exc
+        with open_image(p) as im:
+            size = im.size
         if size != (w, h):
             raise InputError(f"{p}: image is {size[1]}x{size[0]} (HxW), the benchmark's resolution is {h}x{w}")
-
-
-def read_image(path: Path) -> np.ndarray:
-    from ..datasets.folders import read_rgb
-
-    return np.array(read_rgb(Path(path)), dtype=np.uint8)  # writable: torch.from_numpy shares it
 
 
 def resize_labels(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -127,8 +117,6 @@ class MasksFromDir:
         self.source = str(self.root)
 
     def __call__(self, name: str) -> np.ndarray:
-        from ..datasets.folders import read_label_map
-
         return read_label_map(self.root / f"{name}.png")
 
 
@@ -169,7 +157,7 @@ class ScoringImages(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         e = self.entries[i]
-        image = read_image(e.path)
+        image = read_rgb_array(e.path)
         item = {"image": torch.from_numpy(image)}
         if self.fid_resize is not None:
             item["fid"] = torch.from_numpy(np.ascontiguousarray(self.fid_resize(image))).permute(2, 0, 1).contiguous()

@@ -11,7 +11,6 @@ provenance needed to trust it (weight hashes, counts, resolution, versions).
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import shutil
 import sys
@@ -26,13 +25,19 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from ..datasets.folders import read_rgb_array
 from ..errors import ConfigError, InputError
+from ..utils.files import atomic_path
+from ..utils.hashing import sha256_bytes
+from .defaults import BATCH_SIZE, FID_RESIZE, KID_SUBSETS, KID_SUBSET_SIZE, MIOU_AVERAGE, SUBSET_SEED
+from .diversity import pairwise_lpips, pairwise_ms_ssim
 from .fid import (
     GaussianStats, ReferenceStats, extract_features, fid_infinity, frechet_distance, inception_features,
     kernel_inception_distance, load_inception, reference_key, resize_for_inception,
 )
-from .images import DatasetImages, ImageEntry, ScoringImages, read_image
+from .images import DatasetImages, ImageEntry, ScoringImages
 from .segmentation import ConfusionMatrix
+from .weights import cache_dir
 
 
 def _progress(iterable, total: int | None, desc: str):
@@ -76,10 +81,10 @@ def _data_id(bench, split: str, n: int) -> str:
     d = dict(bench["dataset"])
     d["root"] = str(Path(d["root"]).resolve())
     blob = json.dumps({"dataset": d, "split": split, "n": n}, sort_keys=True).encode()
-    return hashlib.sha256(blob).hexdigest()[:10]
+    return sha256_bytes(blob)[:10]
 
 
-def compute_reference(dataset, model, weights_sha256: str, resize: str, batch_size: int = 32,
+def compute_reference(dataset, model, weights_sha256: str, resize: str, batch_size: int = BATCH_SIZE,
                       workers: int = 0, device="cpu", meta: dict | None = None) -> ReferenceStats:
     images = DatasetImages(dataset, functools.partial(resize_for_inception, mode=resize))
     loader = _loader(images, batch_size, workers, device)
@@ -89,16 +94,14 @@ def compute_reference(dataset, model, weights_sha256: str, resize: str, batch_si
     return ReferenceStats(feats.astype(np.float32), info)
 
 
-def reference_statistics(bench, split: str = "val", resize: str = "tf1_bilinear", device="cpu", cache=None,
-                         batch_size: int = 32, workers: int = 0, model=None, weights_sha256: str | None = None,
+def reference_statistics(bench, split: str = "val", resize: str = FID_RESIZE, device="cpu", cache=None,
+                         batch_size: int = BATCH_SIZE, workers: int = 0, model=None, weights_sha256: str | None = None,
                          log: Callable[[str], None] = print) -> tuple[ReferenceStats, Path]:
     """The benchmark split's reference statistics from the cache, computed (and cached) on a miss.
 
     The cache name holds the benchmark, split, resolution, resize mode, Inception weights' hash and a
     hash of the dataset config, so a changed input never reuses stale statistics.
     """
-    from ..weights import cache_dir
-
     if model is None:
         model, weights_sha256 = load_inception(device, cache=cache)
     from ..datasets import open_benchmark_split
@@ -119,8 +122,6 @@ def reference_statistics(bench, split: str = "val", resize: str = "tf1_bilinear"
 
 
 def copy_reference(src: Path, dst: Path) -> None:
-    from ..io import atomic_path
-
     with atomic_path(dst) as tmp:
         shutil.copyfile(src, tmp)
 
@@ -132,16 +133,16 @@ def copy_reference(src: Path, dst: Path) -> None:
 class ScoreOptions:
     fid: bool = True
     fid_infinity: bool = False
-    fid_resize: str = "tf1_bilinear"
-    kid_subsets: int = 100
-    kid_subset_size: int = 1000
+    fid_resize: str = FID_RESIZE
+    kid_subsets: int = KID_SUBSETS
+    kid_subset_size: int = KID_SUBSET_SIZE
     segmentation: bool = True
-    miou_average: str = "accumulated"
+    miou_average: str = MIOU_AVERAGE
     diversity: bool = False
-    batch_size: int = 32
+    batch_size: int = BATCH_SIZE
     workers: int = 0
     device: str = "cpu"
-    seed: int = 2020
+    seed: int = SUBSET_SEED
 
 
 def diversity_groups(entries: Sequence[ImageEntry]) -> dict[str, list[ImageEntry]]:
@@ -154,14 +155,12 @@ def diversity_groups(entries: Sequence[ImageEntry]) -> dict[str, list[ImageEntry
 
 def score_diversity(entries: Sequence[ImageEntry], lpips_model, device="cpu") -> dict[str, Any]:
     """Mean pairwise LPIPS and MS-SSIM per label map, averaged over label maps (paper Table 3)."""
-    from .diversity import pairwise_lpips, pairwise_ms_ssim
-
     groups = diversity_groups(entries)
     if not groups:
         raise InputError("--diversity: no label map has 2 or more samples named {name}_{k:02d}.png")
     lp, ms = [], []
     for name, group in _progress(groups.items(), len(groups), "diversity"):
-        samples = torch.stack([torch.from_numpy(read_image(e.path)).permute(2, 0, 1) for e in group])
+        samples = torch.stack([torch.from_numpy(read_rgb_array(e.path)).permute(2, 0, 1) for e in group])
         lp.append(pairwise_lpips(lpips_model, samples))
         ms.append(pairwise_ms_ssim(samples, device=device))
     sizes = sorted({len(g) for g in groups.values()})

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from .defaults import MIOU_AVERAGE
 
 MIOU_AVERAGES = ("accumulated", "nanmean", "zero_absent")
 
@@ -55,7 +56,7 @@ def class_iou(cm: np.ndarray) -> np.ndarray:
         return np.where(union > 0, tp / np.where(union > 0, union, 1), np.nan)
 
 
-def mean_iou(cm: np.ndarray, average: str = "accumulated") -> float:
+def mean_iou(cm: np.ndarray, average: str = MIOU_AVERAGE) -> float:
     """mIoU of one accumulated matrix under ``accumulated`` or ``zero_absent`` (see module doc)."""
     iou = class_iou(cm)
     if average == "accumulated":
@@ -105,7 +106,7 @@ class ConfusionMatrix:
         self.matrix += other.matrix
         self.image_mious += other.image_mious
 
-    def miou(self, average: str = "accumulated") -> float:
+    def miou(self, average: str = MIOU_AVERAGE) -> float:
         if average not in MIOU_AVERAGES:
             raise ValueError(f"unknown mIoU average {average!r}; known: {MIOU_AVERAGES}")
         if average == "nanmean":

@@ -1,5 +1,5 @@
 """The noise-prior interface and what every fitted prior shares: streaming sufficient statistics,
-label checks, sampling from per-token Gaussians, and the safetensors file format.
+label checks, sampling from per-token Gaussians; the file format is :mod:`.file_format`.
 
 A prior is a distribution over the clean latent ``x`` (the paper's N_spatial, N_categorical,
 N_joint, Eqs. 5, 7, 8). The sampler noises a draw to step ``mu*T`` with Eq. 6; the prior itself
@@ -8,16 +8,15 @@ never sees the diffusion schedule.
 
 from __future__ import annotations
 
-import json
 import os
 from typing import ClassVar, Sequence
 
 import torch
 
 from ..errors import InputError
+from .file_format import save_prior
 from .masks import DOWNSAMPLE_MODES, downsample_mask
 
-FORMAT_VERSION = "1"
 Generator = torch.Generator | Sequence[torch.Generator] | None
 
 
@@ -167,38 +166,9 @@ class NoisePrior:
     def expected_shapes(self) -> dict[str, tuple[int, ...]]:
         return {k: tuple(v.shape) for k, v in self.state_tensors().items()}
 
-    # ----------------------------------------------------------------- file format
-    def metadata(self) -> dict[str, str]:
-        from .. import __version__
-
-        return {
-            "format": "scpdiff-prior",
-            "format_version": FORMAT_VERSION,
-            "variant": self.name,
-            "num_classes": str(self.num_classes),
-            "latent_shape": json.dumps(list(self.latent_shape)),
-            "min_count": "" if self.min_count is None else str(self.min_count),
-            "ignore_index": str(self.ignore_index),
-            "downsample": self.downsample,
-            "num_images": str(self.num_images),
-            "num_tokens": str(self.num_tokens),
-            "scaling_factor": str(self.provenance.get("scaling_factor", "")),
-            "vae": str(self.provenance.get("vae", "")),
-            "dataset": str(self.provenance.get("dataset", "")),
-            "scpdiff_version": __version__,
-        }
-
     def save(self, path: str | os.PathLike) -> None:
-        """Write the statistics and metadata as safetensors, atomically."""
-        from safetensors.torch import save_file
-
-        from ..io import atomic_path
-
-        tensors = {k: v.contiguous() for k, v in self.state_tensors().items()}
-        if not tensors:  # safetensors wants at least the header; keep one marker tensor
-            tensors = {"_empty": torch.zeros(0, dtype=torch.float64)}
-        with atomic_path(path) as tmp:
-            save_file(tensors, str(tmp), metadata=self.metadata())
+        """Write the statistics and metadata as safetensors, atomically (:mod:`.file_format`)."""
+        save_prior(self, path)
 
     def __repr__(self) -> str:
         return (
@@ -206,8 +176,4 @@ class NoisePrior:
             f"latent_shape={self.latent_shape}, min_count={self.min_count}, images={self.num_images})"
         )
 
-
-def finite_or_raise(name: str, tensor: torch.Tensor, source: str) -> None:
-    if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-        raise InputError(f"{source}: tensor {name!r} contains NaN or inf")
 

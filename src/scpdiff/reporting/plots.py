@@ -19,7 +19,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ..io import atomic_path
+from ..utils.files import atomic_path
 from .tables import BASELINE_PRIOR, ORACLE_PRIOR, prior_label
 
 

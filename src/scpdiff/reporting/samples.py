@@ -9,6 +9,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from ..datasets.folders import read_rgb_array
 from ..errors import InputError
 from .plots import SampleRow
 
@@ -35,16 +36,6 @@ def generated_image(folder: Path, name: str) -> Path | None:
     return repeats[0] if repeats else None
 
 
-def _read_rgb(path: Path) -> np.ndarray:
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except OSError as exc:
-        raise InputError(f"{path}: unreadable image ({exc})") from None
-
-
 def _dataset_names(ds) -> list[str] | None:
     names = getattr(ds, "names", None)
     if names is not None and not callable(names):
@@ -57,7 +48,7 @@ def _dataset_names(ds) -> list[str] | None:
 
 def load_sample_rows(bench, sample_dirs: Mapping[str, str | os.PathLike], rows: int) -> list[SampleRow]:
     """The first ``rows`` validation label maps (in dataset order) that the first prior generated."""
-    from ..conditioning import encode_mask
+    from ..models.conditioning import encode_mask
     from ..datasets import open_dataset
 
     dirs = {p: Path(d) for p, d in sample_dirs.items()}
@@ -83,7 +74,7 @@ def load_sample_rows(bench, sample_dirs: Mapping[str, str | os.PathLike], rows: 
         samples = {}
         for prior, folder in dirs.items():
             path = generated_image(folder, name)
-            samples[prior] = _read_rgb(path) if path is not None else None
+            samples[prior] = read_rgb_array(path) if path is not None else None
         out.append(SampleRow(name=name, mask_rgb=mask_rgb, image=image, samples=samples))
     if not out:
         raise InputError(f"{first}: no generated image is named after a label map of the validation split")

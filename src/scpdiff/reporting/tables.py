@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ..io import atomic_path, write_text_atomic
+from ..utils.files import atomic_path, write_text_atomic
 
 BASELINE_PRIOR = "normal"
 ORACLE_PRIOR = "oracle"

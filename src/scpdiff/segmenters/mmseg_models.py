@@ -37,11 +37,11 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError, InputError
+from ..utils.torch_state import full_float32
 from . import register_segmenter
 from .protocol import (
     ProtocolSegmenter,
     check_images,
-    full_float32,
     load_strict,
     load_trusted_checkpoint,
     resolve_checkpoint,

@@ -12,7 +12,6 @@ multi-scale combination). This module holds what the three have in common:
 
 from __future__ import annotations
 
-import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError
+from ..utils.torch_state import full_float32
 
 # Buffers of CSAIL's SynchronizedBatchNorm2d that are not part of a plain BatchNorm2d.
 _DROPPED_SUFFIXES = ("_tmp_running_mean", "_tmp_running_var", "_running_iter")
@@ -184,18 +184,6 @@ def _round_half_up_u8(x: torch.Tensor) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------------- segmenter
-
-
-@contextlib.contextmanager
-def full_float32():
-    """Disable TF32 for convolutions and matmuls inside the block (metrics must not depend on it)."""
-    saved = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cuda.matmul.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 class MeanStdNormalize:

@@ -89,7 +89,7 @@ def save_toy_segmenter(path: str | os.PathLike, net: ToySegNet, config: dict) ->
     """Write the checkpoint folder atomically."""
     from safetensors.torch import save_file
 
-    from ..io import atomic_dir
+    from ..utils.files import atomic_dir
 
     path = Path(path)
     with atomic_dir(path) as tmp:

@@ -9,18 +9,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ConfigError
-
-BASE_PARTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
-
-
-def check_base_folder(base_dir: str | os.PathLike) -> Path:
-    base = Path(base_dir)
-    if not base.is_dir():
-        raise ConfigError(f"base model folder {base} does not exist")
-    missing = [p for p in BASE_PARTS if not (base / p).is_dir()]
-    if missing:
-        raise ConfigError(f"base model folder {base} lacks {missing} (expected a diffusers Stable-Diffusion folder)")
-    return base
+from ..models.paths import resolve_base_model
 
 
 def base_scheduler_config(base_dir: str | os.PathLike) -> dict:
@@ -36,7 +25,7 @@ def load_base_components(base_dir: str | os.PathLike) -> dict:
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
 
-    base = check_base_folder(base_dir)
+    base = resolve_base_model(base_dir)
     return {
         "unet": UNet2DConditionModel.from_pretrained(base, subfolder="unet", torch_dtype=torch.float32).eval(),
         "vae": AutoencoderKL.from_pretrained(base, subfolder="vae", torch_dtype=torch.float32).eval(),

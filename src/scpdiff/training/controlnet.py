@@ -6,7 +6,7 @@ Stable Diffusion branch is also unlocked") and the original ControlNet code's ``
 is trained together with the UNet decoder (``up_blocks``, ``conv_norm_out``, ``conv_out``) when
 ``unlock_decoder`` is set; the UNet encoder and middle block, the VAE and the text encoder stay
 frozen. The objective (epsilon or v) is the one the base model's scheduler declares.
-The mask condition is the palette rendering of :func:`scpdiff.conditioning.encode_mask`.
+The mask condition is the palette rendering of :func:`scpdiff.models.conditioning.encode_mask`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from pathlib import Path
 
 import torch
 
-from ..conditioning import encode_mask
+from ..models.conditioning import encode_mask
+from ..models.controlnet import controlnet_from_unet
 from .components import freeze, prompt_embedding
 from .diffusion import LatentSource, diffusion_loss, training_scheduler
 from .loop import LoopConfig
@@ -39,18 +40,6 @@ class ControlNetTrainConfig(LoopConfig):
 def decoder_modules(unet) -> list[torch.nn.Module]:
     """The UNet decoder that ``sd_locked=False`` unlocks (ControlNet's ``output_blocks`` + ``out``)."""
     return [m for m in (unet.up_blocks, unet.conv_norm_out, unet.conv_out) if m is not None]
-
-
-def build_controlnet(unet, conditioning_embedding_out_channels=None, seed: int = 0):
-    """A ControlNet copied from ``unet``'s encoder; zero convolutions at 0 (ControlNet's init)."""
-    from diffusers import ControlNetModel
-
-    kwargs = {}
-    if conditioning_embedding_out_channels:
-        kwargs["conditioning_embedding_out_channels"] = tuple(conditioning_embedding_out_channels)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return ControlNetModel.from_unet(unet, **kwargs)
 
 
 class ControlledUNet(torch.nn.Module):
@@ -134,7 +123,7 @@ class ControlNetTask:
 
 def save_finetuned(path: str | os.PathLike, model: ControlledUNet, unlock_decoder: bool, extra_files: dict[str, str] | None = None) -> Path:
     """The fine-tuned folder: ``controlnet/`` and, when the decoder was trained, ``unet/`` (atomically)."""
-    from ..io import atomic_dir
+    from ..utils.files import atomic_dir
 
     path = Path(path)
     with atomic_dir(path) as tmp:

@@ -13,6 +13,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from ..latents.encoding import encode_pixels, posterior_noise, scale_latents
+
 PREDICTION_TYPES = ("epsilon", "v_prediction")
 
 
@@ -49,32 +51,17 @@ def diffusion_loss(
     return F.mse_loss(predict(noisy, t).float(), target.float())
 
 
-def encode_latents(vae, pixel_values: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """``vae`` latents of images in [-1, 1], scaled by ``vae.config.scaling_factor`` (as SD trains).
-
-    A sample of the posterior when ``generator`` is given, its mean otherwise.
-    """
-    with torch.no_grad():
-        dist = vae.encode(pixel_values.to(vae.dtype)).latent_dist
-        if generator is None:
-            z = dist.mean
-        else:
-            eps = torch.randn(dist.mean.shape, generator=generator, device=generator.device, dtype=torch.float32)
-            z = dist.mean + dist.std * eps.to(dist.mean.device, dist.mean.dtype)
-    return z.float() * vae.config.scaling_factor
-
-
 class LatentCache:
     """The VAE posterior (mean, std) of every training image, computed once in a fixed order.
 
     With a frozen VAE, encoding each image at every step repeats the same work; the cache keeps
     the posterior so each step only draws ``z = mean + std * eps`` (the same distribution as
-    :func:`encode_latents`). Encoding in a fixed order (not in training batches) keeps the cached
+    :func:`scpdiff.latents.encoding.encode_pixels`). Encoding in a fixed order (not in training batches) keeps the cached
     values independent of where a run was resumed.
     """
 
-    def __init__(self, mean: torch.Tensor, std: torch.Tensor, scaling_factor: float):
-        self.mean, self.std, self.scaling_factor = mean, std, scaling_factor
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor, vae_config):
+        self.mean, self.std, self.vae_config = mean, std, vae_config
 
     @classmethod
     @torch.no_grad()
@@ -88,12 +75,11 @@ class LatentCache:
             dist = vae.encode(x.to(device, vae.dtype)).latent_dist
             means.append(dist.mean.float())
             stds.append(dist.std.float())
-        return cls(torch.cat(means), torch.cat(stds), float(vae.config.scaling_factor))
+        return cls(torch.cat(means), torch.cat(stds), vae.config)
 
     def sample(self, index: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         mean, std = self.mean[index.to(self.mean.device)], self.std[index.to(self.mean.device)]
-        eps = torch.randn(mean.shape, generator=generator, device=generator.device, dtype=torch.float32)
-        return (mean + std * eps.to(mean.device)) * self.scaling_factor
+        return scale_latents(mean + std * posterior_noise(mean.shape, generator).to(mean.device), self.vae_config)
 
 
 class LatentSource:
@@ -114,4 +100,4 @@ class LatentSource:
     def __call__(self, batch: dict[str, torch.Tensor], generator: torch.Generator) -> torch.Tensor:
         if self.cache is not None:
             return self.cache.sample(batch["index"], generator)
-        return encode_latents(self.vae, batch["pixel_values"], generator)
+        return encode_pixels(self.vae, batch["pixel_values"], generator)

@@ -29,7 +29,7 @@ import torch
 
 from ..datasets.base import SegmentationDataset
 from ..errors import ConfigError
-from ..io import atomic_path
+from ..utils.files import atomic_path
 from .data import step_batches
 
 CHECKPOINT_PREFIX = "step-"

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import torch
 
-from ..benchmark import Benchmark
+from ..config.benchmark import Benchmark
 from ..datasets import open_benchmark_split
 from ..errors import ConfigError
-from ..io import atomic_path
+from ..utils.files import atomic_path
+from ..utils.torch_state import seeded
 from .loop import LoopConfig, LoopResult, run_training
 
 
@@ -83,7 +84,7 @@ def train_vae(bench: Benchmark, out, resume=True, stop_after=None, keep_state=Fa
         return result
     vae = model.vae.eval()
     vae.register_to_config(scaling_factor=fit_scaling_factor(vae, dataset, cfg.scaling_images))
-    from ..io import atomic_dir
+    from ..utils.files import atomic_dir
 
     with atomic_dir(out) as tmp:
         vae.save_pretrained(tmp)
@@ -94,7 +95,9 @@ def train_vae(bench: Benchmark, out, resume=True, stop_after=None, keep_state=Fa
 def train_base(bench: Benchmark, vae_dir, out, resume=True, stop_after=None, keep_state=False, **overrides) -> LoopResult:
     from diffusers import AutoencoderKL, DDIMScheduler
 
-    from ..tiny_models import save_base, sd_scheduler_config, tiny_text_encoder, tiny_tokenizer, tiny_unet
+    from ..models.sd_configs import sd_scheduler_config
+    from ..models.tiny import save_base, tiny_text_encoder, tiny_unet
+    from ..models.tokenizer import tiny_tokenizer
     from .base import BaseTask, BaseTrainConfig
 
     require_toy(bench, "train-base")
@@ -135,7 +138,8 @@ def train_base(bench: Benchmark, vae_dir, out, resume=True, stop_after=None, kee
 
 def train_controlnet(bench: Benchmark, base_dir, out, resume=True, stop_after=None, keep_state=False, **overrides) -> LoopResult:
     from .components import load_base_components
-    from .controlnet import ControlNetTask, ControlNetTrainConfig, build_controlnet, save_finetuned
+    from ..models.controlnet import controlnet_from_unet
+    from .controlnet import ControlNetTask, ControlNetTrainConfig, save_finetuned
 
     cfg = stage_config(bench, "controlnet", ControlNetTrainConfig, **overrides)
     parts = load_base_components(base_dir)
@@ -147,7 +151,7 @@ def train_controlnet(bench: Benchmark, base_dir, out, resume=True, stop_after=No
             f"({base_dir}/scheduler) declares {actual!r}"
         )
     dataset = open_benchmark_split(bench, "train")
-    controlnet = build_controlnet(parts["unet"], cfg.conditioning_embedding_out_channels, seed=cfg.seed)
+    controlnet = controlnet_from_unet(parts["unet"], cfg.conditioning_embedding_out_channels, seed=cfg.seed)
     task = ControlNetTask(
         controlnet,
         parts["unet"],
@@ -178,8 +182,7 @@ def train_segmenter(bench: Benchmark, out, resume=True, stop_after=None, keep_st
     require_toy(bench, "train-segmenter")
     cfg = stage_config(bench, "segmenter", SegmenterTrainConfig, **overrides)
     dataset = open_benchmark_split(bench, "train")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed)
+    with seeded(cfg.seed):
         net = ToySegNet(dataset.num_classes, tuple(cfg.channels))
     task = SegmenterTask(net, dataset.ignore_index, cfg.augment)
     result, net = run_training(task, dataset, cfg, state_dir_for(out), resume=resume, stop_after=stop_after)

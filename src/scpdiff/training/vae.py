@@ -63,7 +63,7 @@ class VaeTask:
 
 
 def build_vae(cfg: VaeTrainConfig, seed: int = 0):
-    from ..tiny_models import tiny_vae
+    from ..models.tiny import tiny_vae
 
     return tiny_vae(block_out_channels=tuple(cfg.block_out_channels), layers_per_block=cfg.layers_per_block, seed=seed)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .errors import InputError
+from ..errors import InputError
 
 
 @dataclass
@@ -27,7 +27,7 @@ class LatentShard:
 def write_latent_shard(path: str | os.PathLike, shard: LatentShard) -> None:
     from safetensors.torch import save_file
 
-    from .io import atomic_path
+    from ..utils.files import atomic_path
 
     if shard.latents.shape[0] != shard.masks.shape[0] or len(shard.names) != shard.latents.shape[0]:
         raise InputError(f"{path}: latents, masks and names disagree in length")

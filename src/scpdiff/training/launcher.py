@@ -4,8 +4,8 @@ launch`` with one process per GPU for several (multi-GPU ControlNet fine-tuning,
 The workflow rule names the GPU count in its resources; SLURM allocates them (``sbatch --gpus=N``)
 and this helper starts the matching number of data-parallel processes inside that one job::
 
-    python -m scpdiff.launch --gpus 4 -- train-controlnet --benchmark B --base DIR --out DIR --resume auto
-    python -m scpdiff.launch --gpus auto -- train-controlnet ...     # count what the job was given
+    python -m scpdiff.training.launcher --gpus 4 -- train-controlnet --benchmark B --base DIR --out DIR --resume auto
+    python -m scpdiff.training.launcher --gpus auto -- train-controlnet ...     # count what the job was given
 
 The command replaces this process (``exec``), so SLURM's signals on preemption or at the time
 limit reach the training processes directly, and ``--resume auto`` continues from the last
@@ -20,7 +20,7 @@ import socket
 import sys
 from collections.abc import Mapping, Sequence
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["allocated_gpu_count", "build_command", "free_port", "main"]
 
@@ -70,9 +70,9 @@ def build_command(
     (an explicit ``Accelerator(mixed_precision=...)`` overrides the launcher's ``no``).
     """
     if not args:
-        raise ConfigError("scpdiff.launch: no scpdiff command given (expected e.g. '-- train-controlnet ...')")
+        raise ConfigError("scpdiff.training.launcher: no scpdiff command given (expected e.g. '-- train-controlnet ...')")
     if num_gpus < 0:
-        raise ConfigError(f"scpdiff.launch: GPU count must be >= 0, got {num_gpus}")
+        raise ConfigError(f"scpdiff.training.launcher: GPU count must be >= 0, got {num_gpus}")
     python = python or sys.executable
     if num_gpus <= 1:
         return [python, "-m", "scpdiff", *args]
@@ -105,7 +105,7 @@ def _parse_gpus(value: str) -> int | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m scpdiff.launch",
+        prog="python -m scpdiff.training.launcher",
         description="Run an scpdiff command on the job's GPUs (accelerate launch for more than one).",
     )
     parser.add_argument(

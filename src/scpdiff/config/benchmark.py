@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 SCHEMA_PATH = Path(__file__).with_name("benchmark.schema.yaml")
 LATENT_FACTOR = 8
@@ -51,7 +51,7 @@ class Benchmark(dict):
 def benchmark_search_path() -> list[Path]:
     env = os.environ.get("SCPDIFF_BENCHMARKS")
     paths = [Path(p) for p in env.split(os.pathsep)] if env else []
-    return paths + [Path.cwd() / "benchmarks", Path(__file__).resolve().parents[2] / "benchmarks"]
+    return paths + [Path.cwd() / "benchmarks", Path(__file__).resolve().parents[3] / "benchmarks"]
 
 
 def resolve_benchmark_path(name_or_path: str | os.PathLike) -> Path:

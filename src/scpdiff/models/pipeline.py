@@ -15,7 +15,9 @@ from pathlib import Path
 
 import torch
 
-from .errors import InputError
+from ..errors import InputError
+from .controlnet import controlnet_from_unet
+from .paths import resolve_base_model
 
 def default_dtype(device: str | torch.device) -> torch.dtype:
     """bf16 on CUDA devices that support it, else fp16 on CUDA; float32 on CPU."""
@@ -23,14 +25,6 @@ def default_dtype(device: str | torch.device) -> torch.dtype:
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.float32
-
-
-def resolve_base_dir(spec: str | os.PathLike) -> Path:
-    """A base model spec (local diffusers folder or an offline Hugging Face cache repo id) -> its
-    checked local folder (:func:`scpdiff.model_paths.resolve_base_model`)."""
-    from .model_paths import resolve_base_model
-
-    return Path(resolve_base_model(spec))
 
 
 def load_pipeline(
@@ -50,7 +44,7 @@ def load_pipeline(
     """
     from diffusers.models.attention_processor import AttnProcessor2_0
 
-    base = resolve_base_dir(base_dir)
+    base = resolve_base_model(base_dir)
     dtype = dtype or default_dtype(device)
     try:
         pipe = _load(base, finetuned_dir, dtype)
@@ -80,7 +74,7 @@ def _load(base: Path, finetuned_dir, dtype: torch.dtype):
     else:
         unet = UNet2DConditionModel.from_pretrained(base / "unet", torch_dtype=dtype, local_files_only=True)
         kwargs["unet"] = unet
-        kwargs["controlnet"] = ControlNetModel.from_unet(unet).to(dtype)
+        kwargs["controlnet"] = controlnet_from_unet(unet, seed=None).to(dtype)
     kwargs["scheduler"] = DDIMScheduler.from_pretrained(base / "scheduler", local_files_only=True)
     return StableDiffusionControlNetPipeline.from_pretrained(
         base,

@@ -23,7 +23,9 @@ from typing import Any, Iterator, Mapping
 
 import torch
 
-from .errors import ConfigError
+from ..errors import ConfigError
+from ..utils.torch_state import seeded
+from .tokenizer import tiny_tokenizer
 
 _SD21_UNET: dict[str, Any] = {
     "sample_size": 96,
@@ -243,10 +245,7 @@ def get_configs(name: str | StableDiffusionConfigs) -> StableDiffusionConfigs:
 def _init_context(device: str | torch.device | None, seed: int | None) -> Iterator[None]:
     """Build on ``device`` directly (no CPU copy of SD-size weights; 'meta' allocates nothing)."""
     with contextlib.ExitStack() as stack:
-        if seed is not None:
-            devices = [torch.device(device)] if device is not None and torch.device(device).type == "cuda" else []
-            stack.enter_context(torch.random.fork_rng(devices=devices))
-            torch.manual_seed(seed)
+        stack.enter_context(seeded(seed, device))
         if device is not None:
             stack.enter_context(torch.device(device))
         yield
@@ -313,8 +312,6 @@ def build_pipeline(configs, device="cpu", dtype: torch.dtype | None = None, seed
     encoder has SD 2.1's size with that tokenizer's special-token ids, so prompts work end to end.
     """
     from diffusers import StableDiffusionControlNetPipeline
-
-    from .tiny_models import tiny_tokenizer
 
     configs = get_configs(configs)
     tokenizer = tiny_tokenizer()

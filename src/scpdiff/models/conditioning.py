@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .errors import InputError
+from ..errors import InputError
 
 
 def palette_lookup_table(palette: np.ndarray | list, num_labels: int = 256) -> torch.Tensor:

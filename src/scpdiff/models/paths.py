@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 SD_PUBLISHED = {
     "stabilityai/stable-diffusion-2-1-base": "https://huggingface.co/stabilityai/stable-diffusion-2-1-base "

@@ -5,8 +5,8 @@ PyTorch's own switches; none is a new approximation. Options that change numeric
 re-association (lower precision) are marked ``changes_numerics`` and are never in ``default``.
 
     pipe = scpdiff.models.load_pipeline(base, controlnet, device="cuda")
-    scpdiff.acceleration.apply(pipe, "fast")              # a preset
-    scpdiff.acceleration.apply(pipe, "bf16,sdpa,compile") # or options by name
+    scpdiff.sampling.speed.apply(pipe, "fast")              # a preset
+    scpdiff.sampling.speed.apply(pipe, "bf16,sdpa,compile") # or options by name
 
 Options are applied in a fixed order (precision, attention, layout, VAE, compilation) whatever
 order they are given in, because e.g. QKV fusion must see the final dtype and compilation must
@@ -22,7 +22,7 @@ from typing import Callable, Iterable
 
 import torch
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -15,28 +15,18 @@ trains the same builders (somewhat larger) as its VAE and base model.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import math
 import os
-import tempfile
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import torch
 
-from .io import atomic_dir
+from ..utils.files import atomic_dir
+from ..utils.torch_state import seeded
+from .controlnet import controlnet_from_unet
 from .sd_configs import sd_scheduler_config
-
-SPECIAL_TOKENS = ("<|startoftext|>", "<|endoftext|>")
-
-
-@contextlib.contextmanager
-def _seeded(seed: int) -> Iterator[None]:
-    """Initialise modules from ``seed`` and leave the caller's global RNG state untouched."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield
+from .tokenizer import tiny_tokenizer
 
 
 def _groups(channels: Sequence[int], limit: int = 32) -> int:
@@ -45,55 +35,6 @@ def _groups(channels: Sequence[int], limit: int = 32) -> int:
     for c in channels:
         g = math.gcd(g, int(c))
     return max(d for d in range(1, min(g, limit) + 1) if g % d == 0)
-
-
-def _byte_symbols() -> list[str]:
-    from transformers.models.clip.tokenization_clip import bytes_to_unicode
-
-    return list(bytes_to_unicode().values())
-
-
-def write_tokenizer_files(save_dir: str | os.PathLike, merges: Sequence[tuple[str, str]] = ()) -> Path:
-    """Write a byte-level CLIP ``vocab.json`` / ``merges.txt`` into ``save_dir``.
-
-    The vocabulary is every byte symbol, with and without the end-of-word marker ``</w>``, the
-    merged symbols of ``merges``, and the start/end-of-text tokens last (as in CLIP's own vocab),
-    so any text tokenizes (a byte per token when no merge applies).
-    """
-    save_dir = Path(save_dir)
-    save_dir.mkdir(parents=True, exist_ok=True)
-    symbols = _byte_symbols()
-    tokens = symbols + [s + "</w>" for s in symbols] + ["".join(m) for m in merges]
-    tokens += [t for t in SPECIAL_TOKENS]
-    vocab: dict[str, int] = {}
-    for t in tokens:
-        vocab.setdefault(t, len(vocab))
-    (save_dir / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
-    lines = ["#version: 0.2"] + [f"{a} {b}" for a, b in merges]
-    (save_dir / "merges.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return save_dir
-
-
-def tiny_tokenizer(save_dir: str | os.PathLike | None = None, model_max_length: int = 77):
-    """A :class:`~transformers.CLIPTokenizer` on a small byte-level vocabulary (514 tokens).
-
-    With ``save_dir`` the vocab files are written there and kept; otherwise in a temporary folder
-    (the tokenizer keeps its vocabulary in memory, so the folder may go).
-    """
-    from transformers import CLIPTokenizer
-
-    def build(folder: Path):
-        write_tokenizer_files(folder)
-        return CLIPTokenizer(
-            vocab_file=str(folder / "vocab.json"),
-            merges_file=str(folder / "merges.txt"),
-            model_max_length=model_max_length,
-        )
-
-    if save_dir is not None:
-        return build(Path(save_dir))
-    with tempfile.TemporaryDirectory(prefix="scpdiff-tok-") as tmp:
-        return build(Path(tmp))
 
 
 def tiny_text_encoder(
@@ -128,7 +69,7 @@ def tiny_text_encoder(
         pad_token_id=eos if pad_token_id is None else pad_token_id,
         projection_dim=hidden_size,
     )
-    with _seeded(seed):
+    with seeded(seed):
         return CLIPTextModel(config).eval()
 
 
@@ -152,7 +93,7 @@ def tiny_unet(
     n = len(block_out_channels)
     down = ("DownBlock2D",) + ("CrossAttnDownBlock2D",) * (n - 1)
     up = ("CrossAttnUpBlock2D",) * (n - 1) + ("UpBlock2D",)
-    with _seeded(seed):
+    with seeded(seed):
         return UNet2DConditionModel(
             sample_size=list(sample_size) if isinstance(sample_size, (tuple, list)) else sample_size,
             in_channels=in_channels,
@@ -180,7 +121,7 @@ def tiny_vae(
     from diffusers import AutoencoderKL
 
     n = len(block_out_channels)
-    with _seeded(seed):
+    with seeded(seed):
         return AutoencoderKL(
             in_channels=3,
             out_channels=3,
@@ -202,12 +143,7 @@ def tiny_controlnet(unet, conditioning_embedding_out_channels: Sequence[int] = (
     4 levels (factor 8) so that a mask at image resolution meets the latent resolution.
     ``seed`` seeds the conditioning embedding's initialisation.
     """
-    from diffusers import ControlNetModel
-
-    with _seeded(seed):
-        return ControlNetModel.from_unet(
-            unet, conditioning_embedding_out_channels=tuple(conditioning_embedding_out_channels)
-        ).eval()
+    return controlnet_from_unet(unet, conditioning_embedding_out_channels, seed=seed).eval()
 
 
 def tiny_pipeline_components(

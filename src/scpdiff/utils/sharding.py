@@ -6,7 +6,7 @@ exactly one shard, and the shards concatenate back to ``range(n)`` in order.
 
 from __future__ import annotations
 
-from .errors import InputError
+from ..errors import InputError
 
 
 def shard_bounds(n: int, shard: int, num_shards: int) -> tuple[int, int]:

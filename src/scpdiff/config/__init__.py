@@ -1,0 +1,13 @@
+"""Configuration: benchmark files (``benchmarks/NAME.yaml``) and the workflow config (``config/config.yaml``).
+
+Owns reading YAML, validating it against its JSON schema, and the resolved :class:`Benchmark` every
+stage receives. May import :mod:`scpdiff.errors`, :mod:`scpdiff.utils`, and the registries of
+:mod:`scpdiff.priors` (to check that a benchmark's priors exist); no pipeline stage.
+
+    bench = load_benchmark("toy")               # benchmarks/toy.yaml
+    bench["resolution"], bench.latent_shape
+"""
+
+from .benchmark import Benchmark, load_benchmark, resolve_benchmark_path, validate_benchmark
+
+__all__ = ["Benchmark", "load_benchmark", "resolve_benchmark_path", "validate_benchmark"]

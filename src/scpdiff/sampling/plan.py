@@ -1,0 +1,71 @@
+"""The plan of one generation run: which images, named how, seeded how, and the latents they pair with.
+
+FID/mIoU run (default): ``counts.fid_samples`` images, image ``i`` from val label map
+``i mod L`` (L val maps), named ``{name}.png``, or ``{name}_{r:02d}.png`` (r = i div L) when more
+images than maps are asked for. Diversity run (``repeats=K, maps=M``, Table 3): K samples of
+each of the first M val maps, named ``{name}_{k:02d}.png``. Image ``i`` (diversity: item
+``j*K + k``) has its own seed, ``image_seed(setting, i, sampling.seed)`` with setting
+``"{variant}:mu={mu}"`` (diversity: ``"...:diversity"``), so any sharding gives the same images.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import InputError
+from ..latents.shards import read_latent_shard
+
+
+@dataclass(frozen=True)
+class Item:
+    """One image to generate: the label map it is drawn for, its name suffix and its seed index."""
+
+    map_index: int
+    suffix: int | None  # None: "{name}.png"; k: "{name}_{k:02d}.png"
+    seed_index: int
+
+    def file_name(self, map_name: str) -> str:
+        return f"{map_name}.png" if self.suffix is None else f"{map_name}_{self.suffix:02d}.png"
+
+
+def plan_items(num_maps: int, num_images: int | None, repeats: int | None, maps: int | None) -> list[Item]:
+    """Every image of the run, in order (module doc); shards take contiguous slices of this list."""
+    L = num_maps
+    if L == 0:
+        raise InputError("the split has no label maps")
+    if (repeats is None) != (maps is None):
+        raise InputError("--repeats and --maps go together (a diversity run)")
+    if repeats is not None:
+        if repeats < 1 or maps < 1:
+            raise InputError(f"--repeats and --maps must be >= 1, got {repeats}, {maps}")
+        return [Item(j, k, j * repeats + k) for j in range(min(maps, L)) for k in range(repeats)]
+    if num_images is None or num_images < 1:
+        raise InputError(f"the number of images must be >= 1, got {num_images}")
+    if num_images <= L:
+        return [Item(i, None, i) for i in range(num_images)]
+    return [Item(i % L, i // L, i) for i in range(num_images)]
+
+
+def setting_name(variant: str, mu: float, diversity: bool) -> str:
+    return f"{variant}:mu={mu:g}" + (":diversity" if diversity else "")
+
+
+def check_scaling_factor(source: str, recorded: str | None, vae) -> None:
+    """Latents scaled for another VAE would put the prior on the wrong scale: refuse them."""
+    if recorded:
+        expected = float(vae.config.scaling_factor)
+        if abs(float(recorded) - expected) > 1e-6 * max(1.0, abs(expected)):
+            raise InputError(
+                f"{source}: latents were scaled by {recorded}, but this model's VAE uses {expected} "
+                "(encoded with another VAE?)"
+            )
+
+
+def read_paired_latents(paths: list[str], vae) -> dict:
+    """Image name -> latent ``[4, h, w]`` from encode-latents shards (the oracle's x0, Eq. 4)."""
+    by_name = {}
+    for path in paths:
+        shard = read_latent_shard(path)
+        check_scaling_factor(str(path), shard.metadata.get("scaling_factor"), vae)
+        by_name.update(zip(shard.names, shard.latents))
+    return by_name
