@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._arguments import add_device_arguments, add_fid_resize_argument, resolve_device
+from ._metric_args import add_device_arguments, add_fid_resize_argument, resolve_device
 
 HELP = "compute (or reuse from the cache) the FID/KID reference features of a benchmark split"
 

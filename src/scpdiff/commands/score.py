@@ -6,7 +6,7 @@ import argparse
 
 from ..metrics.defaults import KID_SUBSETS, KID_SUBSET_SIZE, MIOU_AVERAGE, SUBSET_SEED
 from ..metrics.segmentation import MIOU_AVERAGES
-from ._arguments import add_device_arguments, add_fid_resize_argument, resolve_device
+from ._metric_args import add_device_arguments, add_fid_resize_argument, resolve_device
 
 HELP = "score a folder of generated images (ours or another method's) with the paper's protocol"
 
@@ -36,115 +36,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_fid_resize_argument(p)
 
 
-def _masks(args, bench, need: bool):
-    from ..metrics.images import MasksFromDataset, MasksFromDir
-    from ..datasets import open_benchmark_split
-
-    if args.masks:
-        return MasksFromDir(args.masks)
-    if not need and args.split is None:
-        return None
-    split = args.split or "val"
-    return MasksFromDataset(open_benchmark_split(bench, split), source=f"benchmark {bench.name} split {split}")
-
-
-def _classes(bench, masks):
-    """Class count and ignore label: the dataset module's table, else the opened dataset's."""
-    from ..datasets import class_info
-
-    try:
-        return class_info(bench["dataset"]["kind"])
-    except AttributeError:  # a reader module without a module-level CLASSES table
-        dataset = getattr(masks, "dataset", None)
-        if dataset is None:
-            from ..datasets import open_benchmark_split
-
-            dataset = open_benchmark_split(bench, "val")
-        return dataset.classes
-
-
-def _write(row: dict, provenance: dict, out: str) -> None:
-    import json
-
-    from ..utils.files import atomic_path, write_text_atomic
-
-    if out.endswith(".csv"):
-        import pandas as pd
-
-        flat = {k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in row.items() if k != "class_iou"}
-        flat.update({f"provenance.{k}": json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in provenance.items()})
-        with atomic_path(out) as tmp:
-            pd.DataFrame([flat]).to_csv(tmp, index=False)
-    else:
-        write_text_atomic(out, json.dumps({**row, "provenance": provenance}, indent=2, sort_keys=False, allow_nan=True) + "\n")
-
-
 def run(args) -> int:
-    import datetime
-    from pathlib import Path
+    import dataclasses
 
-    from ..config.benchmark import load_benchmark
-    from ..metrics.fid import ReferenceStats, load_inception
-    from ..metrics.images import check_coverage, check_image_files, list_images, match_images
-    from ..metrics.scoring import ScoreOptions, reference_statistics, score_folder, versions
-    from ..utils.hashing import sha256_tree
+    from ..metrics.folder_score import ScoreRequest, score_images
 
-    bench = load_benchmark(args.benchmark)
     device, workers = resolve_device(args)
-    seg_cfg = bench["segmenter"]
-    opts = ScoreOptions(
-        fid=not args.no_fid, fid_infinity=args.fid_infinity, fid_resize=args.fid_resize,
-        kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size, segmentation=not args.no_segmentation,
-        miou_average=args.miou_average or seg_cfg.get("miou_average", MIOU_AVERAGE), diversity=args.diversity,
-        batch_size=args.batch_size, workers=workers, device=device, seed=args.seed,
-    )
-    # check every input before any network is loaded
-    masks = _masks(args, bench, need=opts.segmentation)
-    classes = _classes(bench, masks)
-    paths = list_images(args.images)
-    entries = match_images(paths, masks.names if masks is not None else None)
-    if masks is not None:
-        check_coverage(entries, masks.names, masks.source, args.allow_subset)
-    check_image_files(paths, bench.resolution)
-
-    provenance: dict = {
-        "benchmark": bench.name, "images": [str(Path(d)) for d in args.images], "device": device, "tf32": False,
-        "fid_resize": opts.fid_resize, "masks": masks.source if masks is not None else None,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "versions": versions(),
-    }
-    inception = reference = None
-    if opts.fid:
-        inception, sha = load_inception(device, cache=args.cache)
-        provenance["fid_inception_sha256"] = sha
-        if args.ref_stats:
-            reference = ReferenceStats.load(args.ref_stats)
-            reference.check_compatible(sha, opts.fid_resize, args.ref_stats)
-            provenance["ref_stats"] = str(args.ref_stats)
-        else:
-            reference, path = reference_statistics(bench, args.ref_split, opts.fid_resize, device, args.cache,
-                                                   args.batch_size, workers, model=inception, weights_sha256=sha)
-            provenance["ref_stats"] = str(path)
-        provenance["ref_stats_key"] = reference.meta.get("key")
-    segmenter = None
-    if opts.segmentation:
-        from ..segmenters import load_segmenter
-
-        kind = args.segmenter or seg_cfg["kind"]
-        checkpoint = args.segmenter_checkpoint or seg_cfg.get("checkpoint")
-        segmenter = load_segmenter(kind, checkpoint, device=device)
-        provenance["segmenter"] = {"kind": kind, "name": getattr(segmenter, "name", kind), "checkpoint": checkpoint,
-                                   "sha256": sha256_tree(checkpoint) if checkpoint and Path(checkpoint).exists() else None}
-    lpips_model = None
-    if opts.diversity:
-        from ..metrics.diversity import load_lpips
-
-        lpips_model, lsha = load_lpips(device, cache=args.cache)
-        provenance["lpips_alexnet_sha256"] = lsha
-
-    row = score_folder(entries, resolution=bench.resolution, opts=opts, reference=reference, inception=inception,
-                       segmenter=segmenter, masks=masks, num_classes=classes.num_classes,
-                       ignore_index=classes.ignore_index, lpips_model=lpips_model)
-    _write(row, provenance, args.out)
+    fields = {f.name for f in dataclasses.fields(ScoreRequest)}
+    options = {k: v for k, v in vars(args).items() if k in fields}
+    row = score_images(ScoreRequest(**dict(options, device=device, workers=workers)))
     shown = {k: row[k] for k in ("fid", "kid", "miou", "pixel_accuracy", "lpips", "ms_ssim") if k in row}
     print(f"scored {row['num_images']} images: " + ", ".join(f"{k}={v:.4g}" for k, v in shown.items()) + f" -> {args.out}")
     return 0

@@ -1,6 +1,6 @@
 """Sampling: start a diffusers ControlNet pipeline from a noise prior at mu*T (paper section 4, Eq. 6).
 
-Owns the mu -> DDIM-steps mapping (:mod:`.schedule`), per-image seeds (:mod:`.seeds`), image
+Owns the mu -> DDIM-steps mapping (:mod:`.schedule`), per-image seeds (:mod:`scpdiff.utils.seeds`), image
 generation (:mod:`.denoise`), the plan of one generation run and its shards (:mod:`.plan`,
 :mod:`.shard`) and the inference speed options (:mod:`.speed`). May import :mod:`scpdiff.priors`,
 :mod:`scpdiff.models`, :mod:`scpdiff.latents`, :mod:`scpdiff.datasets`, :mod:`scpdiff.config`,
@@ -14,6 +14,6 @@ generation (:mod:`.denoise`), the plan of one generation run and its shards (:mo
 
 from .denoise import sample_images, start_latents
 from .schedule import denoising_steps, run_timesteps
-from .seeds import image_generators, image_seed
+from ..utils.seeds import image_generators, image_seed
 
 __all__ = ["denoising_steps", "image_generators", "image_seed", "run_timesteps", "sample_images", "start_latents"]

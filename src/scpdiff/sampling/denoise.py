@@ -10,7 +10,7 @@ steps of its DDIM grid (:mod:`scpdiff.sampling.schedule` says which). The normal
 noised: N(0, I) noised by Eq. 6 is again N(0, I), so its draw is used as ``x_t`` directly; it is
 drawn like the pipeline's own initial noise (one ``randn`` per image from that image's generator),
 so at mu = 1 the images equal ``StableDiffusionControlNetPipeline``'s with the same generators.
-Per image, the generator (:mod:`scpdiff.sampling.seeds`) gives first the prior draw and then the
+Per image, the generator (:mod:`scpdiff.utils.seeds`) gives first the prior draw and then the
 noise ``eps`` of Eq. 6.
 """
 

@@ -29,7 +29,7 @@ from ..utils.torch_state import default_device
 from .denoise import sample_images
 from .plan import check_scaling_factor, plan_items, read_paired_latents, setting_name
 from .schedule import denoising_steps, run_timesteps
-from .seeds import image_generators
+from ..utils.seeds import image_generators
 from .speed import DEFAULT as DEFAULT_SPEED
 from .speed import apply as apply_speed_options
 

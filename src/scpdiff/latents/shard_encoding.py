@@ -1,0 +1,81 @@
+"""One shard of a split encoded into latents, as ``encode-latents`` writes it.
+
+The train split gives the N reference images of the priors (the first ``counts.reference``
+images, paper section 4: N = 10,000); the val split gives every val image's latent, which the
+oracle prior (Eq. 4) pairs with its label map by name. Image ``i``'s posterior sample comes from
+the generator of ``("encode:{split}", i, seed)``, so any sharding gives the same latents.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+
+from ..datasets import open_benchmark_split
+from ..models.paths import resolve_base_model
+from ..utils.seeds import image_generators
+from ..utils.sharding import shard_bounds
+from ..utils.torch_state import default_device
+from .encoding import encode_images
+from .shards import LatentShard, write_latent_shard
+
+
+def num_split_images(bench, split: str, dataset_size: int) -> int:
+    """How many images of ``split`` are encoded: the reference set for train, all of val."""
+    if split == "train":
+        return min(int(bench["counts"]["reference"]), dataset_size)
+    return dataset_size
+
+
+def encode_split_shard(
+    bench,
+    base: str | os.PathLike,
+    split: str,
+    out: str | os.PathLike,
+    shard: int = 0,
+    num_shards: int = 1,
+    device: str | None = None,
+    batch_size: int = 16,
+    seed: int = 0,
+) -> tuple[LatentShard, int, int]:
+    """Encode shard ``shard`` of ``num_shards`` of ``split`` with ``base``'s VAE into ``out``.
+
+    Returns the shard written and its item range ``[start, stop)``.
+    """
+    from diffusers import AutoencoderKL
+
+    ds = open_benchmark_split(bench, split)
+    n = num_split_images(bench, split, len(ds))
+    start, stop = shard_bounds(n, shard, num_shards)
+    device = device or default_device()
+    base = resolve_base_model(base)
+    # The VAE encoder runs in float32 even on GPU: the latents feed float64 statistics and the oracle.
+    vae = AutoencoderKL.from_pretrained(base / "vae", torch_dtype=torch.float32, local_files_only=True).to(device)
+
+    latents, masks, names = [], [], []
+    for lo in range(start, stop, batch_size):
+        idx = list(range(lo, min(lo + batch_size, stop)))
+        items = [ds[i] for i in idx]
+        images = np.stack([im for im, _, _ in items])
+        gens = image_generators(f"encode:{split}", idx, seed)
+        latents.append(encode_images(vae, images, gens, batch_size=batch_size))
+        masks.append(torch.from_numpy(np.stack([m for _, m, _ in items]).astype(np.int64)))
+        names += [name for _, _, name in items]
+    c, h, w = bench.latent_shape
+    result = LatentShard(
+        latents=torch.cat(latents) if latents else torch.zeros(0, c, h, w),
+        masks=torch.cat(masks) if masks else torch.zeros(0, *bench.resolution, dtype=torch.long),
+        names=names,
+        metadata={
+            "dataset": bench["dataset"]["kind"],
+            "split": split,
+            "vae": str(base / "vae"),
+            "scaling_factor": str(float(vae.config.scaling_factor)),
+            "posterior": "sample",
+            "shard": f"{shard}/{num_shards}",
+        },
+    )
+    write_latent_shard(out, result)
+    return result, start, stop
