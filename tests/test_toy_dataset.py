@@ -181,7 +181,7 @@ def test_prepare_data_with_workers_writes_the_same_index_and_reports_the_same_pr
 def test_real_dataset_readers_can_be_checked_in_worker_processes(tmp_path, kind):
     import fixtures
 
-    from scpdiff.commands.prepare_data import check_split
+    from scpdiff.datasets.index import check_split
     from scpdiff.datasets import open_dataset
 
     root = getattr(fixtures, f"make_{kind}_fixture")(tmp_path / kind)
