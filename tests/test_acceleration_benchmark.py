@@ -1,4 +1,4 @@
-"""benchmarks/speed/generate.py: FLOP counts against hand counts, peak table, and the CSV it writes."""
+"""tools/speed/generate.py: FLOP counts against hand counts, peak table, and the CSV it writes."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "speed" / "generate.py"
+SCRIPT = Path(__file__).resolve().parents[1] / "tools" / "speed" / "generate.py"
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,12 @@ import yaml
 import scpdiff.priors as P
 from scpdiff.cli import main
 from scpdiff.latents.shards import LatentShard, read_latent_shard, write_latent_shard
+from fixtures import smoke_benchmark
 
 
 @pytest.fixture()
 def bench_file(tmp_path):
-    b = yaml.safe_load(open("benchmarks/smoke.yaml"))
+    b = smoke_benchmark()
     b.update(name="prior_cli", resolution=[32, 64])
     b["dataset"] = {"kind": "cityscapes", "root": str(tmp_path / "none")}
     b["prior_options"] = {"min_count": 2, "ignore_index": 255}

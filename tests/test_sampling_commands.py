@@ -14,6 +14,7 @@ from scpdiff.models import tiny as tiny_models
 from scpdiff.cli import main
 from scpdiff.errors import ScpdiffError
 from scpdiff.latents.shards import read_latent_shard
+from fixtures import smoke_benchmark
 
 RES = (32, 64)
 
@@ -31,7 +32,7 @@ def setup(tmp_path_factory):
     unet = tiny_models.tiny_unet((RES[0] // 8, RES[1] // 8), (16, 32), seed=11)
     tiny_models.tiny_controlnet(unet).save_pretrained(ft / "controlnet")
     unet.save_pretrained(ft / "unet")
-    bench = yaml.safe_load(open("benchmarks/smoke.yaml"))
+    bench = smoke_benchmark()
     bench.update(name="gen_test", resolution=list(RES))
     bench["dataset"] = {"kind": "toy", "root": str(root / "data"), "num_train": 6, "num_val": 4, "seed": 0}
     bench["prior_options"] = {"min_count": 1, "ignore_index": 255}

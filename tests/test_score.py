@@ -13,6 +13,7 @@ from PIL import Image
 from scpdiff.metrics import weights as W
 from scpdiff.cli import main
 from scpdiff.segmenters import register_segmenter
+from fixtures import smoke_benchmark
 
 PALETTE_SEG = "palette_test"
 
@@ -49,7 +50,7 @@ def toy(tmp_path_factory):
     write_toy_dataset(root / "data", num_train=1, num_val=4, resolution=(64, 128), seed=0)
     from pathlib import Path
 
-    bench = yaml.safe_load((Path(__file__).resolve().parents[1] / "benchmarks" / "smoke.yaml").read_text())
+    bench = smoke_benchmark()
     bench["name"] = "scoretest"
     bench["dataset"].update(root=str(root / "data"), num_train=1, num_val=4)
     bench_path = root / "scoretest.yaml"

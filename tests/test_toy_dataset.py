@@ -25,6 +25,7 @@ from scpdiff.datasets.toy import (
     write_toy_dataset,
 )
 from scpdiff.errors import InputError
+from fixtures import smoke_benchmark
 
 
 def test_scene_is_a_function_of_seed_split_and_index():
@@ -118,7 +119,7 @@ def test_reader_errors_name_the_file(tmp_path):
 
 
 def _bench_yaml(tmp_path: Path, root: Path, **dataset) -> Path:
-    bench = yaml.safe_load((Path(__file__).parents[1] / "benchmarks" / "smoke.yaml").read_text())
+    bench = smoke_benchmark()
     bench["name"] = "toytest"
     bench["dataset"] = {"kind": "toy", "root": str(root), "num_train": 6, "num_val": 4, "seed": 2, **dataset}
     bench["resolution"] = [32, 64]

@@ -14,6 +14,7 @@ from scpdiff.errors import InputError
 from scpdiff.segmenters import load_segmenter
 from scpdiff.segmenters.toy import ToySegNet, save_toy_segmenter
 from scpdiff.training.segmenter import augment, confusion_matrix, miou_from_confusion
+from fixtures import smoke_benchmark
 
 
 def _checkpoint(tmp_path: Path) -> Path:
@@ -74,7 +75,7 @@ def test_augment_flips_masks_with_images_and_keeps_the_range():
 
 @pytest.mark.slow
 def test_train_segmenter_learns_the_toy_classes(tmp_path):
-    bench = yaml.safe_load((Path(__file__).parents[1] / "benchmarks" / "smoke.yaml").read_text())
+    bench = smoke_benchmark()
     bench["name"] = "segtest"
     bench["dataset"] = {"kind": "toy", "root": str(tmp_path / "data"), "num_train": 48, "num_val": 8, "seed": 0}
     bench["training"] = {"segmenter": {"steps": 60, "batch_size": 8, "lr": 3e-3, "checkpoint_every": 30}}

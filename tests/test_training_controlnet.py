@@ -13,6 +13,7 @@ from scpdiff.cli import main
 from scpdiff.models.tiny import save_tiny_base, tiny_unet
 from scpdiff.models.controlnet import controlnet_from_unet as build_controlnet
 from scpdiff.training.controlnet import ControlledUNet, decoder_modules
+from fixtures import smoke_benchmark
 
 
 def test_controlnet_starts_as_the_base_unet():
@@ -34,7 +35,7 @@ def test_decoder_modules_are_the_up_path():
 
 
 def _bench(tmp_path: Path, unlock: bool) -> Path:
-    bench = yaml.safe_load((Path(__file__).parents[1] / "benchmarks" / "smoke.yaml").read_text())
+    bench = smoke_benchmark()
     bench["name"] = "cntest"
     bench["dataset"] = {"kind": "toy", "root": str(tmp_path / "data"), "num_train": 6, "num_val": 2, "seed": 0}
     bench["training"] = {

@@ -15,6 +15,7 @@ from scpdiff.datasets import open_dataset
 from scpdiff.datasets.toy import write_toy_dataset
 from scpdiff.models.tiny import tiny_vae
 from scpdiff.training.vae import fit_scaling_factor
+from fixtures import smoke_benchmark
 
 
 def test_scaling_factor_is_the_inverse_std_of_the_posterior_means(tmp_path):
@@ -32,7 +33,7 @@ def test_scaling_factor_is_the_inverse_std_of_the_posterior_means(tmp_path):
 def test_vae_then_base_give_a_stable_diffusion_folder(tmp_path):
     from diffusers import StableDiffusionPipeline
 
-    bench = yaml.safe_load((Path(__file__).parents[1] / "benchmarks" / "smoke.yaml").read_text())
+    bench = smoke_benchmark()
     bench["name"] = "basetest"
     bench["dataset"] = {"kind": "toy", "root": str(tmp_path / "data"), "num_train": 8, "num_val": 2, "seed": 0}
     bench["models"]["prediction_type"] = "v_prediction"
@@ -58,7 +59,7 @@ def test_vae_then_base_give_a_stable_diffusion_folder(tmp_path):
 
 
 def test_toy_only_commands_refuse_real_benchmarks(tmp_path, capsys):
-    bench = yaml.safe_load((Path(__file__).parents[1] / "benchmarks" / "smoke.yaml").read_text())
+    bench = smoke_benchmark()
     bench["models"]["base"] = str(tmp_path / "sd21")
     path = tmp_path / "real.yaml"
     path.write_text(yaml.safe_dump(bench))

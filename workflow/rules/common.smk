@@ -216,7 +216,6 @@ STAGE_RESOURCES = {
     "fit_prior": dict(threads=2, mem_mb=8000, runtime=60, gpu=0),
     "merge_priors": dict(threads=1, mem_mb=8000, runtime=30, gpu=0),
     "generate": dict(threads=4, mem_mb=32000, runtime=240, gpu=1),
-    "weights": dict(threads=1, mem_mb=2000, runtime=15, gpu=0),
     "ref_stats": dict(threads=4, mem_mb=16000, runtime=60, gpu=1),
     "score": dict(threads=4, mem_mb=32000, runtime=120, gpu=1),
     "report": dict(threads=1, mem_mb=4000, runtime=15, gpu=0),

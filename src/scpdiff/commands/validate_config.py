@@ -16,20 +16,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    import yaml
-
     from ..config.benchmark import load_benchmark
-    from ..errors import ConfigError
     from ..config.workflow import import_plugins, resolve_benchmark, resolve_benchmarks, validate_workflow_config
+    from ..config.yaml_files import read_yaml
+    from ..errors import ConfigError
 
     path = Path(args.file)
     kind = args.kind
-    data = None
-    if path.is_file():
-        try:
-            data = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    data = read_yaml(path) if path.is_file() else None
     if kind == "auto":
         kind = "workflow" if isinstance(data, dict) and ("benchmarks" in data or "work_dir" in data) else "benchmark"
     if kind == "workflow":

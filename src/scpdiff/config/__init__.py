@@ -1,7 +1,8 @@
 """Configuration: benchmark files (``benchmarks/NAME.yaml``) and the workflow config (``config/config.yaml``).
 
-Owns reading YAML, validating it against its JSON schema, and the resolved :class:`Benchmark` every
-stage receives. May import :mod:`scpdiff.errors`, :mod:`scpdiff.utils`, and the registries of
+Owns reading YAML and validating it against its JSON schema (:mod:`.yaml_files`, one loader for
+every file), a benchmark's ``extends:`` chain, and the resolved :class:`Benchmark` every stage
+receives. May import :mod:`scpdiff.errors`, :mod:`scpdiff.utils`, and the registries of
 :mod:`scpdiff.priors` (to check that a benchmark's priors exist); no pipeline stage.
 
     bench = load_benchmark("toy")               # benchmarks/toy.yaml

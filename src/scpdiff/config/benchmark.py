@@ -7,6 +7,11 @@ the mu grid, the DDIM steps and guidance scale, and the sample counts.
     bench = load_benchmark("toy")               # benchmarks/toy.yaml
     bench = load_benchmark("path/to/my.yaml")
     bench["resolution"], bench.latent_shape
+
+A file may start from another one: ``extends: toy`` (a benchmark name, or a YAML path relative to
+the file) loads that benchmark and deep-merges this file onto it, a ``null`` dropping an inherited
+key (JSON Merge Patch, RFC 7396). ``benchmarks/smoke.yaml`` is the toy benchmark so expressed, so a
+change to the toy reaches the smoke run. Chains are followed; a cycle is an error naming the files.
 """
 
 from __future__ import annotations
@@ -15,13 +20,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..errors import ConfigError
+from .yaml_files import check_schema, deep_merge, load_schema, read_mapping
 
 SCHEMA_PATH = Path(__file__).with_name("benchmark.schema.yaml")
 LATENT_FACTOR = 8
 LATENT_CHANNELS = 4
+EXTENDS = "extends"  # the key naming the benchmark a file starts from
 
 
 class Benchmark(dict):
@@ -54,35 +59,65 @@ def benchmark_search_path() -> list[Path]:
     return paths + [Path.cwd() / "benchmarks", Path(__file__).resolve().parents[3] / "benchmarks"]
 
 
-def resolve_benchmark_path(name_or_path: str | os.PathLike) -> Path:
+def resolve_benchmark_path(name_or_path: str | os.PathLike, near: Path | None = None) -> Path:
+    """The file of a benchmark given by name (``benchmarks/NAME.yaml`` on the search path) or path.
+
+    ``near``: the folder of a file that names this one under ``extends``; a relative path is taken
+    from there, and a name is looked for there first.
+    """
     p = Path(name_or_path)
     if p.suffix in (".yaml", ".yml"):
+        if near is not None and not p.is_absolute():
+            p = near / p
         if not p.is_file():
             raise ConfigError(f"benchmark file {p} does not exist")
         return p
-    for d in benchmark_search_path():
+    folders = ([near] if near is not None else []) + benchmark_search_path()
+    for d in folders:
         cand = d / f"{name_or_path}.yaml"
         if cand.is_file():
             return cand
     raise ConfigError(
         f"no benchmark named {name_or_path!r}: looked for {name_or_path}.yaml in "
-        + ", ".join(str(d) for d in benchmark_search_path())
+        + ", ".join(str(d) for d in folders)
     )
+
+
+def read_benchmark(name_or_path: str | os.PathLike) -> tuple[dict, list[Path]]:
+    """The unvalidated data of a benchmark file with its ``extends`` chain applied, and that chain
+    (the file itself first, then the file it extends, and so on)."""
+    chain = [resolve_benchmark_path(name_or_path)]
+    layers = []
+    while True:
+        data = read_mapping(chain[-1], "a benchmark file")
+        parent = data.pop(EXTENDS, None)
+        layers.append(data)
+        if parent is None:
+            break
+        where = f"{chain[-1]}: {EXTENDS}"
+        if not isinstance(parent, str) or not parent:
+            raise ConfigError(f"{where}: expected a benchmark name or a YAML path, got {parent!r}")
+        try:
+            base = resolve_benchmark_path(parent, near=chain[-1].parent)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        if any(base.resolve() == p.resolve() for p in chain):
+            raise ConfigError(f"{where}: extends form a cycle: " + " -> ".join(str(p) for p in [*chain, base]))
+        chain.append(base)
+    data = layers.pop()
+    for layer in reversed(layers):
+        data = deep_merge(data, layer, null_deletes=True)
+    return data, chain
+
+
+def benchmark_source(chain: list[Path]) -> str:
+    """How messages name a benchmark read by :func:`read_benchmark`: its file, and what it extends."""
+    return str(chain[0]) + (f" (extends {' -> '.join(str(p) for p in chain[1:])})" if len(chain) > 1 else "")
 
 
 def validate_benchmark(data: Any, source: str = "<config>") -> Benchmark:
     """Validate ``data`` against the schema; raise :class:`ConfigError` naming the file and key."""
-    import jsonschema
-
-    schema = yaml.safe_load(SCHEMA_PATH.read_text())
-    validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
-    if errors:
-        lines = []
-        for e in errors[:5]:
-            where = "/".join(str(x) for x in e.absolute_path) or "(top level)"
-            lines.append(f"  {where}: {e.message}")
-        raise ConfigError(f"{source}: invalid benchmark config:\n" + "\n".join(lines))
+    check_schema(data, load_schema(SCHEMA_PATH, "benchmark"), source, "benchmark config")
     bench = Benchmark(data)
     h, w = bench.resolution
     if h % LATENT_FACTOR or w % LATENT_FACTOR:
@@ -93,11 +128,7 @@ def validate_benchmark(data: Any, source: str = "<config>") -> Benchmark:
 
 
 def load_benchmark(name_or_path: str | os.PathLike) -> Benchmark:
-    path = resolve_benchmark_path(name_or_path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    bench = validate_benchmark(data, source=str(path))
-    bench.path = path
+    data, chain = read_benchmark(name_or_path)
+    bench = validate_benchmark(data, source=benchmark_source(chain))
+    bench.path = chain[0]
     return bench

@@ -6,7 +6,7 @@ per-benchmark ``overrides`` deep-merged onto ``benchmarks/NAME.yaml`` (dataset r
 so a site never edits the shipped benchmark files. Used by the ``Snakefile`` and by
 ``scpdiff validate-config``, so both reject a bad config with the same message.
 
-    config = validate_workflow_config(yaml.safe_load(open("config/config.yaml")), "config/config.yaml")
+    config = validate_workflow_config(read_yaml("config/config.yaml"), "config/config.yaml")
     import_plugins(config["plugins"])
     benches = resolve_benchmarks(config)            # {name: Benchmark}, validated
 """
@@ -21,7 +21,8 @@ from typing import Any
 
 import yaml
 
-from .benchmark import Benchmark, resolve_benchmark_path, validate_benchmark
+from .benchmark import Benchmark, benchmark_source, read_benchmark, validate_benchmark
+from .yaml_files import check_schema, deep_merge, load_schema
 from ..errors import ConfigError, ScpdiffError
 from ..utils.files import write_text_atomic
 
@@ -30,43 +31,20 @@ SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
 PLUGINS_ENV = "SCPDIFF_PLUGINS"
 
 
-def _schema() -> dict:
-    if not SCHEMA_PATH.is_file():
-        raise ConfigError(f"workflow config schema {SCHEMA_PATH} is missing (run from a scpdiff checkout)")
-    return yaml.safe_load(SCHEMA_PATH.read_text())
-
-
 def validate_workflow_config(data: Any, source: str = "<workflow config>") -> dict:
     """Validate against ``workflow/schemas/config.schema.yaml``; return a copy with defaults filled.
 
     Raises :class:`ConfigError` naming ``source``, the offending key and the rule it breaks.
     """
-    import jsonschema
-
-    schema = _schema()
+    schema = load_schema(SCHEMA_PATH, "workflow config")
     if data is None:
         data = {}
-    validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
-    if errors:
-        lines = [f"  {'/'.join(str(x) for x in e.absolute_path) or '(top level)'}: {e.message}" for e in errors[:5]]
-        raise ConfigError(f"{source}: invalid workflow config:\n" + "\n".join(lines))
+    check_schema(data, schema, source, "workflow config")
     config = copy.deepcopy(data)
     for key, spec in schema.get("properties", {}).items():
         if key not in config and "default" in spec:
             config[key] = copy.deepcopy(spec["default"])
     return config
-
-
-def deep_merge(base: dict, extra: dict) -> dict:
-    """``base`` with ``extra`` merged in; nested mappings merge, everything else is replaced."""
-    out = copy.deepcopy(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
 
 
 def import_plugins(modules, source: str = "plugins") -> None:
@@ -84,20 +62,14 @@ def import_plugins_from_env() -> None:
 
 
 def resolve_benchmark(entry: str, overrides: dict | None = None) -> Benchmark:
-    """Load one benchmark (a name under benchmarks/ or a YAML path), apply its overrides, validate
-    it and check that every prior it compares is registered."""
+    """Load one benchmark (a name under benchmarks/ or a YAML path, its ``extends`` applied), apply
+    its overrides, validate it and check that every prior it compares is registered."""
     from ..priors import get_prior_class
 
-    path = resolve_benchmark_path(entry)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a benchmark file must be a YAML mapping")
+    data, chain = read_benchmark(entry)
     name = data.get("name", str(entry))
     over = (overrides or {}).get(name, (overrides or {}).get(str(entry)))
-    source = str(path)
+    source = benchmark_source(chain)
     if over:
         data = deep_merge(data, over)
         source += f" (with the workflow config's overrides for {name!r})"
@@ -107,7 +79,7 @@ def resolve_benchmark(entry: str, overrides: dict | None = None) -> Benchmark:
             get_prior_class(prior)
         except ScpdiffError as exc:
             raise ConfigError(f"{source}: priors: {exc}") from None
-    bench.path = path
+    bench.path = chain[0]
     return bench
 
 

@@ -6,49 +6,34 @@
 
 from __future__ import annotations
 
-import importlib
+import sys
 from typing import Callable
 
+from ..registry import Registry
 from .base import ClassInfo, SegmentationDataset
 
-_READERS: dict[str, Callable[..., SegmentationDataset]] = {}
 # readers defined in their own modules, imported on first use
-_MODULES = {
+DATASETS: Registry[Callable[..., SegmentationDataset]] = Registry("dataset kind", {
     "toy": "scpdiff.datasets.toy",
     "cityscapes": "scpdiff.datasets.cityscapes",
     "ade20k": "scpdiff.datasets.ade20k",
     "cocostuff": "scpdiff.datasets.cocostuff",
-}
+})
 
 
 def register_dataset(name: str):
-    """Class decorator: make a reader available to :func:`open_dataset` under ``name``."""
-
-    def deco(cls):
-        _READERS[name] = cls
-        return cls
-
-    return deco
+    """Class decorator: make a reader available to :func:`open_dataset` under ``name`` (taken once)."""
+    return DATASETS.register(name)
 
 
 def open_dataset(kind: str, **kwargs) -> SegmentationDataset:
-    if kind not in _READERS and kind in _MODULES:
-        importlib.import_module(_MODULES[kind])
-    if kind not in _READERS:
-        from ..errors import ConfigError
-
-        raise ConfigError(f"unknown dataset kind {kind!r}; known: {sorted(set(_READERS) | set(_MODULES))}")
-    return _READERS[kind](**kwargs)
+    return DATASETS.get(kind)(**kwargs)
 
 
 def class_info(kind: str) -> ClassInfo:
     """Names, palette and ignore label of dataset ``kind`` without indexing its files: every reader
     module defines a module-level ``CLASSES``, data of the dataset, not of a copy on disk."""
-    from ..errors import ConfigError
-
-    if kind not in _MODULES:
-        raise ConfigError(f"unknown dataset kind {kind!r}; known: {sorted(_MODULES)}")
-    return importlib.import_module(_MODULES[kind]).CLASSES
+    return sys.modules[DATASETS.get(kind).__module__].CLASSES
 
 
 def num_classes_for(bench) -> int:

@@ -1,6 +1,7 @@
-"""Latents: images encoded into the diffusion model's latent space, and the latent shard files.
+"""Latents: images encoded into the diffusion model's latent space (:mod:`.encoding`), the latent
+shard files (:mod:`.shards`) and one shard of a benchmark split encoded (:mod:`.shard_encoding`).
 
-May import :mod:`scpdiff.errors` and :mod:`scpdiff.utils` only.
+May import :mod:`scpdiff.models`, :mod:`scpdiff.datasets`, :mod:`scpdiff.utils` and :mod:`scpdiff.errors`.
 
     latents = encode_images(vae, images_uint8, generators=image_generators("encode:train", idx))
     write_latent_shard("train-0000.safetensors", LatentShard(latents, masks, names))

@@ -10,7 +10,8 @@
 * :mod:`.scoring` -- one pass over a folder computing all of them (``scpdiff score``).
 
 Imports go one way: ``networks`` <- ``weights`` <- ``fid`` / ``diversity`` <- ``scoring``. The package
-may import :mod:`scpdiff.utils`, :mod:`scpdiff.errors` and the lower-ranked stages (datasets).
+may import :mod:`scpdiff.config`, :mod:`scpdiff.datasets`, :mod:`scpdiff.segmenters`, :mod:`scpdiff.utils` and
+:mod:`scpdiff.errors`; :mod:`.folder_score` is what ``scpdiff score`` runs.
 """
 
 from .segmentation import MIOU_AVERAGES, ConfusionMatrix, class_iou, confusion_matrix, mean_iou, pixel_accuracy

@@ -4,7 +4,7 @@ SCP-Diff initialises ControlNet's Stable-Diffusion branch from SD 2.1 (paper, Ap
 below are the published ``stabilityai/stable-diffusion-2-1`` (768 px, v-prediction) and
 ``stable-diffusion-2-1-base`` (512 px, epsilon) model configs, written out so that models of the
 exact size (and therefore the exact FLOPs) can be built with random weights and no download: the
-speed benchmark (``benchmarks/speed/generate.py``) times them, and the tests count their parameters
+speed benchmark (``tools/speed/generate.py``) times them, and the tests count their parameters
 on the meta device.
 
     configs = get_configs("sd21")

@@ -8,7 +8,11 @@
 
 Variants: ``normal`` (N(0, I), the baseline), ``spatial`` (Eq. 5), ``categorical`` (Eq. 7),
 ``joint`` (Eq. 8, SCP-Diff) and ``oracle`` (Eq. 4, the paired real latent). New variants:
-see :mod:`scpdiff.priors.registry`.
+see :mod:`scpdiff.priors.registry`. The file format: :mod:`.file_format`; a benchmark's priors
+(fitted on its latent shards, read back and checked): :mod:`.for_benchmark`.
+
+May import :mod:`scpdiff.latents` (the shard files), :mod:`scpdiff.datasets` (class counts),
+:mod:`scpdiff.registry`, :mod:`scpdiff.utils` and :mod:`scpdiff.errors`.
 """
 
 from __future__ import annotations

@@ -13,18 +13,24 @@ A new variant is one class in one file::
             return mean, 0.5 * var
 
 Naming it in a benchmark's ``priors:`` list (and, outside the package, listing its module under the
-workflow config's ``plugins:``) is all the workflow needs.
+workflow config's ``plugins:``) is all the workflow needs. A name already taken by another class
+(a built-in or another plugin) is rejected, naming both classes.
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import Callable, TypeVar
 
-from ..errors import ConfigError
+from ..registry import Registry
 
-_PRIORS: dict[str, type] = {}
-_BUILTIN_MODULES = ("normal", "spatial", "categorical", "joint", "oracle")
+# the built-in variants, each registered by its own module when that is first looked up
+PRIORS: Registry[type] = Registry("prior variant", {
+    "normal": "scpdiff.priors.normal",        # N(0, I), the baseline
+    "spatial": "scpdiff.priors.spatial",      # Eq. 5
+    "categorical": "scpdiff.priors.categorical",  # Eq. 7
+    "joint": "scpdiff.priors.joint",          # Eq. 8, SCP-Diff
+    "oracle": "scpdiff.priors.oracle",        # Eq. 4, the paired real latent
+})
 T = TypeVar("T", bound=type)
 
 
@@ -32,32 +38,19 @@ def register(name: str) -> Callable[[T], T]:
     """Class decorator: make a :class:`~scpdiff.priors.base.NoisePrior` subclass available by ``name``."""
 
     def deco(cls: T) -> T:
-        existing = _PRIORS.get(name)
-        if existing is not None and existing is not cls and existing.__qualname__ != cls.__qualname__:
-            raise ConfigError(f"a prior named {name!r} is already registered ({existing.__module__}.{existing.__qualname__})")
-        cls.name = name
-        _PRIORS[name] = cls
+        PRIORS.add(name, cls)
+        cls.name = name  # what the prior file records, so load() finds the class again
         return cls
 
     return deco
 
 
-def _import_builtins() -> None:
-    for mod in _BUILTIN_MODULES:
-        importlib.import_module(f"scpdiff.priors.{mod}")
-
-
 def get_prior_class(name: str) -> type:
-    _import_builtins()
-    try:
-        return _PRIORS[name]
-    except KeyError:
-        raise ConfigError(f"unknown prior variant {name!r}; registered: {available()}") from None
+    return PRIORS.get(name)
 
 
 def available() -> list[str]:
-    _import_builtins()
-    return sorted(_PRIORS)
+    return PRIORS.names()
 
 
 def create(name: str, num_classes: int, latent_shape, **options):

@@ -8,35 +8,24 @@ Each segmenter keeps its own preprocessing and multi-scale recipe with it.
 
 from __future__ import annotations
 
-import importlib
 from typing import Callable
 
-_LOADERS: dict[str, Callable] = {}
-_MODULES = {
+from ..registry import Registry
+
+SEGMENTERS: Registry[Callable] = Registry("segmenter", {
     "toy": "scpdiff.segmenters.toy",
     "drn_d_105": "scpdiff.segmenters.drn",
     "upernet_101": "scpdiff.segmenters.upernet",
     "deeplabv2": "scpdiff.segmenters.deeplabv2",
     # optional extra (needs mmsegmentation); not an OASIS-protocol network
     "mmseg_upernet_r101": "scpdiff.segmenters.mmseg_models",
-}
+})
 
 
 def register_segmenter(name: str):
-    """Decorator for a loader ``f(checkpoint, device="cpu", **kw) -> Segmenter``."""
-
-    def deco(fn):
-        _LOADERS[name] = fn
-        return fn
-
-    return deco
+    """Decorator for a loader ``f(checkpoint, device="cpu", **kw) -> Segmenter`` (a name is taken once)."""
+    return SEGMENTERS.register(name)
 
 
 def load_segmenter(kind: str, checkpoint=None, device="cpu", **kwargs):
-    if kind not in _LOADERS and kind in _MODULES:
-        importlib.import_module(_MODULES[kind])
-    if kind not in _LOADERS:
-        from ..errors import ConfigError
-
-        raise ConfigError(f"unknown segmenter {kind!r}; known: {sorted(set(_LOADERS) | set(_MODULES))}")
-    return _LOADERS[kind](checkpoint, device=device, **kwargs)
+    return SEGMENTERS.get(kind)(checkpoint, device=device, **kwargs)

@@ -6,6 +6,10 @@
 - :mod:`.vae`, :mod:`.base`, :mod:`.segmenter` -- the toy's VAE, base UNet and segmenter
 - :mod:`.controlnet` -- ControlNet fine-tuning from a base UNet (toy and SD 2.1)
 - :mod:`.stages` -- what each ``scpdiff train-*`` command runs
+- :mod:`.launcher` -- one process per GPU of a job (``python -m scpdiff.training.launcher``, accelerate)
+
+May import :mod:`scpdiff.config`, :mod:`scpdiff.latents`, :mod:`scpdiff.models`, :mod:`scpdiff.datasets`,
+:mod:`scpdiff.segmenters` (the toy segmenter's network), :mod:`scpdiff.utils` and :mod:`scpdiff.errors`.
 """
 
 from .loop import LoopConfig, LoopResult, checkpoints, run_training

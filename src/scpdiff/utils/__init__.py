@@ -1,4 +1,4 @@
-"""Utilities every stage may use: atomic file output, sharding, hashing, PyTorch global state.
+"""Utilities every stage may use: atomic file output, sharding, hashing, per-item seeds, PyTorch global state.
 
 Imports nothing of scpdiff but :mod:`scpdiff.errors`.
 """

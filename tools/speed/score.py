@@ -6,7 +6,7 @@ with the ``decode`` row at the same worker count). Synthetic smooth PNGs at the 
 written to a temporary folder; the segmenter may run with random weights (speed does not depend on
 them). FID needs the weights prepared by ``scpdiff weights``.
 
-    python benchmarks/speed/score.py --resolution 256 512 --images 256 --workers 0 4 8 --out results/speed/score.csv
+    python tools/speed/score.py --resolution 256 512 --images 256 --workers 0 4 8 --out results/speed/score.csv
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Goal (issue 2): the joint prior's ``update`` at >= 10 million latent tokens/s on a 2-core CPU, i.e. a
 Cityscapes-size fit (10,000 latents of 4x64x128, 19 classes) in under 10 s, VAE excluded.
 
-    python benchmarks/speed/fit_priors.py --out results/speed/fit_priors.csv
+    python tools/speed/fit_priors.py --out results/speed/fit_priors.csv
 """
 
 from __future__ import annotations

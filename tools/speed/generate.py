@@ -9,9 +9,9 @@ images on the host) for each speed preset (:mod:`scpdiff.sampling.speed`), image
 
     # one H100, paper settings (512x512 and 1024x512, mu = 0.85, 50 DDIM steps, CFG 7.5); about
     # 20-30 min in all -- where commands are time-limited, rerun the same command: it resumes
-    python benchmarks/speed/generate.py --out results/speed/generate-$(date +%F)-h100.csv
+    python tools/speed/generate.py --out results/speed/generate-$(date +%F)-h100.csv
     # CPU smoke check (seconds):
-    python benchmarks/speed/generate.py --tiny --out /tmp/generate-tiny.csv
+    python tools/speed/generate.py --tiny --out /tmp/generate-tiny.csv
 
 The CSV gets one row per (speed preset, size, batch size) and is rewritten atomically after each row;
 rerunning with the same ``--out`` skips the rows already measured (a killed run resumes).
