@@ -37,14 +37,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    import dataclasses
-
     from ..metrics.folder_score import ScoreRequest, score_images
+    from ..metrics.scoring import ScoreOptions
 
     device, workers = resolve_device(args)
-    fields = {f.name for f in dataclasses.fields(ScoreRequest)}
-    options = {k: v for k, v in vars(args).items() if k in fields}
-    row = score_images(ScoreRequest(**dict(options, device=device, workers=workers)))
+    options = ScoreOptions(
+        fid=not args.no_fid, fid_infinity=args.fid_infinity, fid_resize=args.fid_resize,
+        kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size, segmentation=not args.no_segmentation,
+        miou_average=args.miou_average, diversity=args.diversity,
+        batch_size=args.batch_size, workers=workers, device=device, seed=args.seed,
+    )
+    row = score_images(ScoreRequest(
+        images=args.images, benchmark=args.benchmark, out=args.out, options=options, split=args.split,
+        masks=args.masks, ref_stats=args.ref_stats, ref_split=args.ref_split, segmenter=args.segmenter,
+        segmenter_checkpoint=args.segmenter_checkpoint, allow_subset=args.allow_subset, cache=args.cache,
+    ))
     shown = {k: row[k] for k in ("fid", "kid", "miou", "pixel_accuracy", "lpips", "ms_ssim") if k in row}
     print(f"scored {row['num_images']} images: " + ", ".join(f"{k}={v:.4g}" for k, v in shown.items()) + f" -> {args.out}")
     return 0

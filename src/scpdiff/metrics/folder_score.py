@@ -8,6 +8,7 @@ with its provenance (inputs, versions, weight hashes) as JSON or one CSV row.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from ..datasets import class_info, open_benchmark_split
 from ..segmenters import load_segmenter
 from ..utils.files import atomic_path, write_text_atomic
 from ..utils.hashing import sha256_tree
-from .defaults import BATCH_SIZE, FID_RESIZE, KID_SUBSET_SIZE, KID_SUBSETS, MIOU_AVERAGE, SUBSET_SEED
+from .defaults import MIOU_AVERAGE
 from .diversity import load_lpips
 from .fid import ReferenceStats, load_inception
 from .images import MasksFromDataset, MasksFromDir, check_coverage, check_image_files, list_images, match_images
@@ -28,31 +29,21 @@ from .scoring import ScoreOptions, reference_statistics, score_folder, versions
 
 @dataclass(frozen=True)
 class ScoreRequest:
-    """What ``scpdiff score`` asks for (its options, one field each); ``workers`` already resolved."""
+    """What ``scpdiff score`` asks for: the images, where masks and reference statistics come from,
+    and the metric options (``options.miou_average=None``: the benchmark segmenter's rule)."""
 
     images: Sequence[str]
     benchmark: str
     out: str
-    device: str
-    workers: int
+    options: ScoreOptions
     split: str | None = None
     masks: str | None = None
     ref_stats: str | None = None
     ref_split: str = "val"
     segmenter: str | None = None
     segmenter_checkpoint: str | None = None
-    miou_average: str | None = None
-    diversity: bool = False
-    fid_infinity: bool = False
-    no_fid: bool = False
-    no_segmentation: bool = False
     allow_subset: bool = False
-    kid_subset_size: int = KID_SUBSET_SIZE
-    kid_subsets: int = KID_SUBSETS
-    seed: int = SUBSET_SEED
-    batch_size: int = BATCH_SIZE
     cache: str | None = None
-    fid_resize: str = FID_RESIZE
 
 
 def _masks(req: "ScoreRequest", bench, need: bool):
@@ -90,14 +81,10 @@ def _write(row: dict, provenance: dict, out: str) -> None:
 def score_images(req: ScoreRequest) -> dict:
     """Score ``req.images`` and write the row and its provenance to ``req.out``; return the row."""
     bench = load_benchmark(req.benchmark)
-    device, workers = req.device, req.workers
     seg_cfg = bench["segmenter"]
-    opts = ScoreOptions(
-        fid=not req.no_fid, fid_infinity=req.fid_infinity, fid_resize=req.fid_resize,
-        kid_subsets=req.kid_subsets, kid_subset_size=req.kid_subset_size, segmentation=not req.no_segmentation,
-        miou_average=req.miou_average or seg_cfg.get("miou_average", MIOU_AVERAGE), diversity=req.diversity,
-        batch_size=req.batch_size, workers=workers, device=device, seed=req.seed,
-    )
+    opts = req.options
+    opts = dataclasses.replace(opts, miou_average=opts.miou_average or seg_cfg.get("miou_average", MIOU_AVERAGE))
+    device, workers = opts.device, opts.workers
     # check every input before any network is loaded
     masks = _masks(req, bench, need=opts.segmentation)
     classes = _classes(bench, masks)
@@ -122,7 +109,7 @@ def score_images(req: ScoreRequest) -> dict:
             provenance["ref_stats"] = str(req.ref_stats)
         else:
             reference, path = reference_statistics(bench, req.ref_split, opts.fid_resize, device, req.cache,
-                                                   req.batch_size, workers, model=inception, weights_sha256=sha)
+                                                   opts.batch_size, workers, model=inception, weights_sha256=sha)
             provenance["ref_stats"] = str(path)
         provenance["ref_stats_key"] = reference.meta.get("key")
     segmenter = None
