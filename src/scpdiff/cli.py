@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "score": "score",
     "tables": "tables",
     "plots": "plots",
+    "user-study": "user_study",
     "validate-config": "validate_config",
 }
 

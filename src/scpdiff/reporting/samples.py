@@ -36,7 +36,8 @@ def generated_image(folder: Path, name: str) -> Path | None:
     return repeats[0] if repeats else None
 
 
-def _dataset_names(ds) -> list[str] | None:
+def dataset_names(ds) -> list[str] | None:
+    """The label map names of a dataset in its order, when it knows them without reading files."""
     names = getattr(ds, "names", None)
     if names is not None and not callable(names):
         return list(names)
@@ -46,19 +47,31 @@ def _dataset_names(ds) -> list[str] | None:
     return None
 
 
-def load_sample_rows(bench, sample_dirs: Mapping[str, str | os.PathLike], rows: int) -> list[SampleRow]:
-    """The first ``rows`` validation label maps (in dataset order) that the first prior generated."""
+def mask_colours(ds, mask: np.ndarray) -> np.ndarray:
+    """A label mask of ``ds`` in its palette's colours, uint8 ``[H, W, 3]`` (the ControlNet input)."""
     from ..models.conditioning import encode_mask
+
+    colour = encode_mask(mask, ds.classes.palette, ds.ignore_index)[0]
+    return (colour.permute(1, 2, 0).numpy() * 255.0).round().astype(np.uint8)
+
+
+def open_validation_split(bench):
+    """The benchmark's validation split at its resolution (the label maps samples are made from)."""
     from ..datasets import open_dataset
 
+    ds_cfg = bench["dataset"]
+    return open_dataset(ds_cfg["kind"], root=ds_cfg["root"], split=ds_cfg.get("val_split", "val"),
+                        resolution=bench.resolution)
+
+
+def load_sample_rows(bench, sample_dirs: Mapping[str, str | os.PathLike], rows: int) -> list[SampleRow]:
+    """The first ``rows`` validation label maps (in dataset order) that the first prior generated."""
     dirs = {p: Path(d) for p, d in sample_dirs.items()}
     if not dirs:
         raise InputError("no sample folders given")
     first = next(iter(dirs.values()))
-    ds_cfg = bench["dataset"]
-    ds = open_dataset(ds_cfg["kind"], root=ds_cfg["root"], split=ds_cfg.get("val_split", "val"),
-                      resolution=bench.resolution)
-    names = _dataset_names(ds)
+    ds = open_validation_split(bench)
+    names = dataset_names(ds)
     indices = range(len(ds)) if names is None else range(len(names))
     out: list[SampleRow] = []
     for i in indices:
@@ -69,13 +82,11 @@ def load_sample_rows(bench, sample_dirs: Mapping[str, str | os.PathLike], rows: 
         image, mask, name = ds[i]
         if generated_image(first, name) is None:
             continue
-        colour = encode_mask(mask, ds.classes.palette, ds.ignore_index)[0]
-        mask_rgb = (colour.permute(1, 2, 0).numpy() * 255.0).round().astype(np.uint8)
         samples = {}
         for prior, folder in dirs.items():
             path = generated_image(folder, name)
             samples[prior] = read_rgb_array(path) if path is not None else None
-        out.append(SampleRow(name=name, mask_rgb=mask_rgb, image=image, samples=samples))
+        out.append(SampleRow(name=name, mask_rgb=mask_colours(ds, mask), image=image, samples=samples))
     if not out:
         raise InputError(f"{first}: no generated image is named after a label map of the validation split")
     return out
