@@ -129,7 +129,8 @@ def to_latex(table: pd.DataFrame, summary: dict, k: int) -> str:
     w_text = ", ".join(f"{QUESTION_HEADERS[q].lower()} " + ("n/a" if w[q] is None else f"{w[q]:.2f}")
                        for q in QUESTION_KEYS)
     caption = (f"Results of user study: Average Human Ranking (1 to {k}, {k} best), mean $\\pm$ std over "
-               f"{summary['answers']} answers from {summary['participants']} participants on "
+               f"{summary['answers']} answers from {summary['participants']} "
+               f"participant{'s' if summary['participants'] != 1 else ''} on "
                f"{summary['groups_answered']} of {summary['groups']} groups; Kendall's W {w_text}.")
     return cells.style.to_latex(hrules=True, column_format="l" + "c" * len(cells.columns), caption=caption,
                                 label="tab:user_study", position_float="centering")
