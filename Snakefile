@@ -9,7 +9,8 @@
 Stages, each a thin rule around one ``scpdiff`` command (workflow/rules/):
 prepare data -> (toy: train VAE, base, segmenter) -> fine-tune ControlNet -> encode reference
 latents in shards -> fit each prior per shard -> merge -> generate per (prior, mu) in shards ->
-FID reference statistics -> score each setting -> tables and plots.
+FID reference statistics -> score each setting -> tables and plots. Table 4, the user study:
+`snakemake user_study` builds the study folders; their table joins `all` once answers exist.
 """
 
 from snakemake.utils import min_version
@@ -27,6 +28,7 @@ include: "workflow/rules/priors.smk"
 include: "workflow/rules/generate.smk"
 include: "workflow/rules/score.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/user_study.smk"
 
 
 report: "workflow/report/workflow.rst"
@@ -35,4 +37,5 @@ report: "workflow/report/workflow.rst"
 rule all:
     input:
         all_targets(),
+        user_study_targets(),
     default_target: True

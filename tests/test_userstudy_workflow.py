@@ -1,0 +1,82 @@
+"""Table 4 in the Snakemake workflow: `snakemake user_study` builds the study folder from the
+workflow's samples; the table joins `all` only once an answers database exists."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+
+import pandas as pd
+import pytest
+
+from conftest import run_snakemake
+from scpdiff.userstudy.study import load_study
+from scpdiff.userstudy.store import AnswerStore
+from scpdiff.userstudy.tokens import invite
+from test_workflow_dryrun import dry_run, snakemake
+
+
+def test_user_study_target_builds_the_study_and_all_leaves_it_alone(tmp_path):
+    jobs, out = dry_run(tmp_path, {"benchmarks": ["smoke"]}, "all", "user_study")
+    assert jobs["user_study_build"] == 1 and jobs["table4"] == 0  # no answers yet: no table
+    # by default: the normal prior at mu 1 (plain ControlNet) and every other prior at mu.table,
+    # as many groups as label maps the benchmark generates (16 < the paper's 500)
+    assert "--methods normal:1 spatial:0.85 categorical:0.85 joint:0.85 --groups 16 --seed 0" in out
+
+
+def test_table4_joins_all_once_the_study_has_answers(tmp_path):
+    config = {"benchmarks": ["smoke"], "user_study": {
+        "methods": ["ControlNet=normal:1", "SCP Diff=joint:0.85"], "groups": 5,
+        "images": {"smoke": {"OASIS": "/data/oasis"}}}}
+    study = tmp_path / "work" / "smoke" / "user_study"
+    study.mkdir(parents=True)
+    (study / "answers.sqlite").touch()
+    jobs, out = dry_run(tmp_path, config, "all", "user_study")
+    assert jobs["table4"] == 1 and jobs["user_study_build"] == 1
+    assert ("scpdiff user-study build --benchmark work/smoke/benchmark.yaml --methods ControlNet=normal:1 "
+            "'SCP Diff=joint:0.85' --images OASIS=/data/oasis --groups 5 --seed 0 --work-dir work "
+            "--out work/smoke/user_study") in out
+    assert "scpdiff user-study results work/smoke/user_study --out results/smoke/table4" in out
+    # the table needs the answers only, so new samples never ask to rebuild a running study
+    table_job = out[out.index("rule table4:"):].split("\n\n")[0]
+    assert "input: work/smoke/user_study/answers.sqlite" in table_job
+
+
+def test_bad_user_study_config_is_refused(tmp_path):
+    res = snakemake(tmp_path, {"benchmarks": ["smoke"], "user_study": {"methods": ["joint"]}}, "-n", "user_study")
+    assert res.returncode != 0 and "user_study" in (res.stdout + res.stderr)
+
+
+@pytest.mark.slow
+def test_study_from_the_smoke_run_and_its_table4(smoke_run):
+    study_dir = smoke_run / "work" / "smoke" / "user_study"
+    table_dir = smoke_run / "results" / "smoke" / "table4"
+    try:
+        run_snakemake(smoke_run, "--cores", "1", "user_study")
+        study = load_study(study_dir)
+        assert study.methods == ["normal:1", "spatial:0.85", "categorical:0.85", "joint:0.85"]
+        assert len(study.groups) == 16
+        for group in study.groups.values():
+            for image, method in group.images.items():
+                prior, mu = method.split(":")
+                source = list((smoke_run / "work" / "smoke" / "samples" / prior / f"mu{mu}" / "fid")
+                              .glob(f"*/{group.label_map}.png"))
+                assert len(source) == 1 and source[0].read_bytes() == (study_dir / image).read_bytes()
+        # two participants answer through the store, as the server would
+        store = AnswerStore(study.database, study.study_id)
+        invite(study_dir, count=2)
+        for pid in (1, 2):
+            for gid, images in study.participant_order(pid)[:3]:
+                by_method = sorted(images, key=lambda im: study.groups[gid].images[im])
+                ranks = {im: i + 1 for i, im in enumerate(by_method)}  # methods sorted by name: best first
+                store.store_answer(pid, gid, {"quality": ranks, "fidelity": ranks}, study.groups[gid].images)
+        res = run_snakemake(smoke_run, "--cores", "1", "-n")
+        assert "table4" in res.stdout and "user_study_build" not in res.stdout
+        run_snakemake(smoke_run, "--cores", "1", "results/smoke/table4/table4.csv")
+        table = pd.read_csv(table_dir / "table4.csv", index_col="method")
+        assert table.loc["categorical:0.85", "quality_ahr"] == 4 and table.loc["spatial:0.85", "quality_ahr"] == 1
+        assert (table["answers"] == 6).all()
+    finally:
+        # leave the shared smoke run as it was for the other workflow tests
+        shutil.rmtree(study_dir, ignore_errors=True)
+        shutil.rmtree(table_dir, ignore_errors=True)
