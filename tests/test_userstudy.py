@@ -131,6 +131,7 @@ def served(built, tmp_path):
 
 def test_bad_requests_get_a_4xx_with_a_reason_and_change_nothing(served):
     study, server, tokens = served
+    assert server.url.startswith("http://127.0.0.1:")  # loopback unless --host says otherwise
     base = f"{server.url}/p/{tokens[0]}"
     status, state = http("GET", f"{base}/next")
     assert status == 200 and state["answered"] == 0 and state["total"] == 4

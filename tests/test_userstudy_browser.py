@@ -74,6 +74,8 @@ def _wait_progress(driver, answered: int, total: int):
     # the page reloads after a saved answer: an element may vanish while it is read
     WebDriverWait(driver, 20, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)).until(
         lambda d: d.find_element("id", "progress-text").text.startswith(f"{answered} of {total}"))
+    bar = driver.find_element("id", "progress")
+    assert (bar.get_attribute("value"), bar.get_attribute("max")) == (str(answered), str(total))
 
 
 def _cards(driver):
