@@ -21,8 +21,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     b.add_argument("--benchmark", required=True, help="benchmark name or YAML path (the validation label maps)")
     b.add_argument("--methods", nargs="*", default=[], metavar="[LABEL=]PRIOR:MU",
                    help="our settings, read from WORK/BENCH/samples/PRIOR/muMU/fid (e.g. normal:1 joint:0.85)")
-    b.add_argument("--images", nargs="*", default=[], metavar="LABEL=DIR",
-                   help="any method's images named after the label maps (e.g. OASIS=outputs/oasis); listed first")
+    b.add_argument("--images", nargs="*", default=[], metavar="[LABEL=]DIR",
+                   help="any method's images named after the label maps (e.g. OASIS=outputs/oasis; without "
+                        "LABEL the folder's name); listed first")
     b.add_argument("--work-dir", default="work", help="the workflow's work_dir (default: work)")
     b.add_argument("--groups", type=int, required=True, help="number of groups (label maps)")
     b.add_argument("--seed", type=int, default=0, help="draws the groups and every participant's order")

@@ -3,7 +3,7 @@
 The paper's study (section 5.5) ranks 500 groups of three methods: OASIS, ControlNet (the normal
 prior, plain inference) and SCP-Diff (the joint prior). A method is either one of our settings,
 ``[LABEL=]PRIOR:MU``, read from the workflow's samples ``{work}/{bench}/samples/{prior}/mu{mu}/fid/``
-(one folder per shard), or any folder of images named after the label maps, ``LABEL=DIR`` (the
+(one folder per shard), or any folder of images named after the label maps, ``[LABEL=]DIR`` (the
 outputs of OASIS or any other method; the naming of :mod:`scpdiff.metrics.images`: ``{name}.png``
 or ``{name}_{k:02d}.png``, where the first sample is taken). Groups are drawn at random (``seed``)
 among the label maps every method has an image for.
@@ -46,13 +46,15 @@ def setting_folder(work_dir: str | os.PathLike, bench_name: str, prior: str, mu:
 
 def parse_methods(settings: Sequence[str], image_dirs: Sequence[str], work_dir: str | os.PathLike,
                   bench_name: str) -> list[MethodSource]:
-    """``--images LABEL=DIR`` (first, as OASIS heads the paper's table) then ``--methods
+    """``--images [LABEL=]DIR`` (first, as OASIS heads the paper's table) then ``--methods
     [LABEL=]PRIOR:MU``, in the order given."""
     methods: list[MethodSource] = []
     for item in image_dirs:
         label, sep, folder = item.partition("=")
-        if not sep or not label or not folder:
-            raise InputError(f"--images {item!r}: expected LABEL=DIR")
+        if not sep:  # a bare folder is named after itself
+            label, folder = Path(item).name, item
+        if not label or not folder:
+            raise InputError(f"--images {item!r}: expected [LABEL=]DIR")
         methods.append(MethodSource(label, Path(folder)))
     for item in settings:
         label, sep, spec = item.rpartition("=")
