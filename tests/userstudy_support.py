@@ -63,13 +63,17 @@ class Server:
 
     def __init__(self, study: Path):
         env = dict(os.environ, PYTHONPATH=str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        # the server's log goes to a file: an unread pipe could fill and stall the server
+        self.log = open(study.parent / f"server-{os.getpid()}-{id(self)}.log", "w+")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "scpdiff", "user-study", "serve", str(study), "--port", "0"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+            stdout=subprocess.PIPE, stderr=self.log, text=True, env=env)
         line = self.proc.stdout.readline()
         if "serving on " not in line:
             self.proc.kill()
-            raise AssertionError(f"server did not start: {line}{self.proc.stderr.read()}")
+            self.proc.wait(timeout=30)
+            self.log.seek(0)
+            raise AssertionError(f"server did not start: {line}{self.log.read()}")
         self.url = line.split("serving on ")[1].split()[0].rstrip("/")
 
     def kill(self) -> None:
@@ -86,7 +90,7 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.kill()
         self.proc.stdout.close()
-        self.proc.stderr.close()
+        self.log.close()
 
 
 def http(method: str, url: str, body=None, raw: bytes | None = None, content_type: str = "application/json"):
