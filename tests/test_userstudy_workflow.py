@@ -47,6 +47,58 @@ def test_bad_user_study_config_is_refused(tmp_path):
     assert res.returncode != 0 and "user_study" in (res.stdout + res.stderr)
 
 
+def test_user_study_rule_runs_on_sample_folders_and_table4_follows(tmp_path):
+    """The two rules for real, on sample folders laid out as `generate` writes them (the rules that
+    would make them are not allowed to run, so the DAG stops at the samples)."""
+    import numpy as np
+    from PIL import Image
+
+    from scpdiff.datasets import open_dataset
+    from scpdiff.datasets.toy import write_toy_dataset
+
+    write_toy_dataset(tmp_path / "data" / "smoke", num_train=1, num_val=16, resolution=(64, 128), seed=0)
+    ds = open_dataset("toy", root=str(tmp_path / "data" / "smoke"), split="val", resolution=(64, 128))
+    names = [ds[i][2] for i in range(16)]
+    work = tmp_path / "work" / "smoke"
+    (work / "data").mkdir(parents=True)
+    (work / "data" / "index.json").write_text("{}")
+    settings = {"normal": "1", "joint": "0.85"}
+    for value, (prior, mu) in enumerate(settings.items()):
+        for shard in range(2):  # 16 maps in shards of 8
+            folder = work / "samples" / prior / f"mu{mu}" / "fid" / f"{shard:04d}"
+            folder.mkdir(parents=True)
+            for name in names[8 * shard: 8 * shard + 8]:
+                Image.fromarray(np.full((64, 128, 3), 60 + 100 * value, np.uint8)).save(folder / f"{name}.png")
+    config = {"benchmarks": ["smoke"], "user_study": {"methods": ["ControlNet=normal:1", "SCP-Diff=joint:0.85"],
+                                                        "groups": 6, "seed": 1}}
+    only = ["--allowed-rules", "user_study_build", "user_study", "table4", "--cores", "1"]
+    res = snakemake(tmp_path, config, *only, "user_study")
+    assert res.returncode == 0, res.stderr[-3000:]
+    study_dir = work / "user_study"
+    study = load_study(study_dir)
+    assert study.methods == ["ControlNet", "SCP-Diff"] and len(study.groups) == 6
+    for group in study.groups.values():
+        for image, method in group.images.items():
+            pixel = np.asarray(Image.open(study_dir / image))[0, 0, 0]
+            assert pixel == (60 if method == "ControlNet" else 160)
+    # the manifest is protected: a rebuild asks for the folder to be removed by hand
+    assert not (study_dir / "manifest.csv").stat().st_mode & 0o222
+    store = AnswerStore(study.database, study.study_id)
+    invite(study_dir, count=2)
+    for pid in (1, 2):
+        for gid, images in study.participant_order(pid)[:2]:
+            # SCP-Diff best for quality, ControlNet best for fidelity
+            by_method = {study.groups[gid].images[im]: im for im in images}
+            store.store_answer(pid, gid, {"quality": {by_method["SCP-Diff"]: 1, by_method["ControlNet"]: 2},
+                                          "fidelity": {by_method["SCP-Diff"]: 2, by_method["ControlNet"]: 1}},
+                               study.groups[gid].images)
+    res = snakemake(tmp_path, config, *only, "results/smoke/table4/table4.csv")
+    assert res.returncode == 0, res.stderr[-3000:]
+    table = pd.read_csv(tmp_path / "results" / "smoke" / "table4" / "table4.csv", index_col="method")
+    assert table.loc["SCP-Diff", "quality_ahr"] == 2 and table.loc["ControlNet", "fidelity_ahr"] == 2
+    assert (table["answers"] == 4).all()
+
+
 @pytest.mark.slow
 def test_study_from_the_smoke_run_and_its_table4(smoke_run):
     study_dir = smoke_run / "work" / "smoke" / "user_study"
