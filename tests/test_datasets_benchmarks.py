@@ -15,7 +15,7 @@ PAPER = {
     # name: (resolution [H, W], prompt, segmenter, classes)
     "cityscapes": ([512, 1024], "City road scenes", "drn_d_105", 19),
     "ade20k": ([512, 512], "Photorealistic and diverse images depicting various scenes", "upernet_101", 150),
-    "cocostuff": ([512, 512], "high quality, detailed", "deeplabv2", 182),
+    "cocostuff": ([384, 512], "high quality, detailed", "deeplabv2", 182),  # the official RESOLUTION
 }
 BUILDERS = {"cityscapes": make_cityscapes_fixture, "ade20k": make_ade20k_fixture, "cocostuff": make_cocostuff_fixture}
 
