@@ -310,3 +310,15 @@ def test_protocol_command_prints_every_knob_with_its_source(tmp_path, capsys):
     same = tmp_path / "same.yaml"
     same.write_text(yaml.safe_dump({"extends": "ade20k", "name": "same", "protocol": {"ddim_steps": 50}}))
     assert load_benchmark(same).protocol.hash == plain["hash"]
+
+
+def test_docs_protocol_has_one_row_per_knob():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "protocol.md").read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| `")]
+    named = [line.split("`")[1] for line in rows]
+    assert sorted(named) == sorted(k.name for k in KNOBS)
+    for knob in KNOBS:  # the official file:line of the table is in the doc's row
+        row = rows[named.index(knob.name)]
+        assert knob.official_code.split(";")[0].split(" (")[0] in row, knob.name
