@@ -322,3 +322,21 @@ def test_docs_protocol_has_one_row_per_knob():
     for knob in KNOBS:  # the official file:line of the table is in the doc's row
         row = rows[named.index(knob.name)]
         assert knob.official_code.split(";")[0].split(" (")[0] in row, knob.name
+
+
+def test_official_condition_colours_hand_computed():
+    from scpdiff.datasets import class_info
+    from scpdiff.models.conditioning import condition_palette
+
+    ade = condition_palette("ade20k", class_info("ade20k").palette, "official_colour_maps")
+    # class c is stored label L = c + 1 -> (30 (L // 49), 30 (L // 7 mod 7), 30 (L mod 7)) (datasets/utils.py:367-373)
+    assert ade.shape == (150, 3) and ade[0].tolist() == [0, 0, 30] and ade[149].tolist() == [90, 0, 90]
+    assert ade[48].tolist() == [30, 0, 0]  # L = 49
+    coco = condition_palette("cocostuff", class_info("cocostuff").palette, "official_colour_maps")
+    assert coco[0].tolist() == [128, 0, 0] and coco[150].tolist() == [128, 224, 128] and coco[11].tolist() == [0, 0, 0]
+    own = class_info("cityscapes").palette
+    assert np.array_equal(condition_palette("cityscapes", own, "official_colour_maps"), own)  # gtFine colours
+    assert np.array_equal(condition_palette("ade20k", class_info("ade20k").palette, "train_id_palette"),
+                          class_info("ade20k").palette)
+    toy = np.array([[1, 2, 3]], dtype=np.uint8)
+    assert np.array_equal(condition_palette("toy", toy, "official_colour_maps"), toy)

@@ -155,7 +155,8 @@ KNOBS: tuple[Knob, ...] = (
     Knob("condition_colours", _enum("official_colour_maps", "train_id_palette"), "official_colour_maps",
          official_code="datasets/cityscapes.py:52,73 (gtFine_color.png); datasets/utils.py:163-388; "
                        "datasets/ade20k.py:47-48; datasets/cocostuff.py:48-49",
-         why="the RGB image ControlNet is conditioned on (scpdiff.models.conditioning)", code_path=False),
+         why="the RGB image ControlNet is conditioned on (scpdiff.models.conditioning; Cityscapes void "
+             "classes stay black: train ids do not keep them apart)"),
     Knob("condition_resize", _enum("bilinear_antialias", "nearest"), "bilinear_antialias",
          official_code="datasets/cityscapes.py:78-80; datasets/ade20k.py:54-56; datasets/cocostuff.py:53-55",
          why="the colour condition resized like an image (soft class edges) or label-exact", code_path=False),

@@ -21,6 +21,7 @@ import torch
 from ..config.benchmark import load_benchmark
 from ..datasets import open_benchmark_split
 from ..errors import InputError
+from ..models.conditioning import condition_palette
 from ..models.pipeline import load_pipeline
 from ..priors.for_benchmark import benchmark_prior
 from ..utils.files import atomic_dir
@@ -82,6 +83,7 @@ def generate_shard(req: GenerationRequest) -> dict:
     base_seed = int(sampling_cfg.get("seed", 0))
     setting = setting_name(req.variant, req.mu, diversity)
     classes = ds.classes
+    palette = condition_palette(bench["dataset"]["kind"], classes.palette, proto["condition_colours"])
     device = req.device or default_device()
     pipe = apply_speed_options(load_pipeline(req.base, req.controlnet, device=device), req.speed)
     check_scaling_factor(str(req.prior), prior.provenance.get("scaling_factor"), pipe.vae)
@@ -102,7 +104,7 @@ def generate_shard(req: GenerationRequest) -> dict:
                 latents = torch.stack([paired[n] for n in map_names])
             images = sample_images(
                 pipe, prior, masks,
-                palette=classes.palette, ignore_index=classes.ignore_index,
+                palette=palette, ignore_index=classes.ignore_index,
                 mu=req.mu, num_steps=steps, prompt=prompt, guidance_scale=guidance,
                 generators=image_generators(setting, [i.seed_index for i in batch], base_seed),
                 latents=latents, start_rule=proto["start_rule"], normal_start=proto["normal_prior_start"],

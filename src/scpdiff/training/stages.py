@@ -149,6 +149,7 @@ def train_base(bench: Benchmark, vae_dir, out, resume=True, stop_after=None, kee
 
 def train_controlnet(bench: Benchmark, base_dir, out, resume=True, stop_after=None, keep_state=False, **overrides) -> LoopResult:
     from .components import load_base_components
+    from ..models.conditioning import condition_palette
     from ..models.controlnet import controlnet_from_unet
     from .controlnet import ControlNetTask, ControlNetTrainConfig, save_finetuned
 
@@ -171,7 +172,7 @@ def train_controlnet(bench: Benchmark, base_dir, out, resume=True, stop_after=No
         parts["tokenizer"],
         bench.protocol["training_prompt"] or bench["prompt"],  # official: with a full stop (docs/protocol.md)
         parts["scheduler_config"],
-        dataset.classes.palette,
+        condition_palette(bench["dataset"]["kind"], dataset.classes.palette, bench.protocol["condition_colours"]),
         dataset.classes.ignore_index,
         unlock_decoder=cfg.unlock_decoder,
         prompt_dropout=cfg.prompt_dropout,
