@@ -340,3 +340,17 @@ def test_official_condition_colours_hand_computed():
                           class_info("ade20k").palette)
     toy = np.array([[1, 2, 3]], dtype=np.uint8)
     assert np.array_equal(condition_palette("toy", toy, "official_colour_maps"), toy)
+
+
+def test_cityscapes_split_walk_defect_lists_train_and_val_for_both(tmp_path):
+    from fixtures.datasets import make_cityscapes_fixture
+    from scpdiff.datasets import open_benchmark_split
+
+    root = make_cityscapes_fixture(tmp_path / "cs")  # train: aachen, bochum; val: frankfurt; 2 frames each
+    bench = load_benchmark("cityscapes")
+    bench["dataset"]["root"] = str(root)
+    train, val = open_benchmark_split(bench, "train"), open_benchmark_split(bench, "val")
+    assert len(train) == 4 and len(val) == 2 and not set(train.names) & set(val.names)
+    bench.protocol.values["cityscapes_split_walk"] = True
+    both = [open_benchmark_split(bench, s).names for s in ("train", "val")]
+    assert both[0] == both[1] == train.names + val.names

@@ -176,7 +176,7 @@ KNOBS: tuple[Knob, ...] = (
          defect=True, code_path=False),
     Knob("cityscapes_split_walk", {"type": "boolean"}, False,
          official_code="datasets/cityscapes.py:20-49 (the `continue` after removing test/ skips the split filter)",
-         why="defect: 'train' and 'val' both list train+val (3,475 images)", defect=True, code_path=False),
+         why="defect: 'train' and 'val' both list train+val (3,475 images)", defect=True),
 )
 KNOB_BY_NAME = {k.name: k for k in KNOBS}
 
