@@ -354,3 +354,27 @@ def test_cityscapes_split_walk_defect_lists_train_and_val_for_both(tmp_path):
     bench.protocol.values["cityscapes_split_walk"] = True
     both = [open_benchmark_split(bench, s).names for s in ("train", "val")]
     assert both[0] == both[1] == train.names + val.names
+
+
+def test_ignore_labels_fitted_as_a_class_of_their_own(tmp_path):
+    from scpdiff.priors.for_benchmark import prior_for_benchmark
+
+    x, labels = _two_images()
+    labels = torch.where(labels == 1, 255, labels)  # class 1 of the table above is now the ignore label
+    masks = labels.repeat_interleave(8, 1).repeat_interleave(8, 2)
+    own = priors.create("categorical", num_classes=1, latent_shape=(1, 1, 2), ignore_slot=None)
+    fitted = priors.create("categorical", num_classes=2, latent_shape=(1, 1, 2), ignore_slot=1)
+    for p in (own, fitted):
+        p.update(x, masks)
+    mean, var = (t[:, 0].tolist() for t in fitted.fitted_stats())
+    assert mean == [11 / 3, 5.0] and var[1] == 0.0  # the ignore token {5} has its own class slot
+    tok_mean, _ = fitted.token_stats(fitted.latent_labels(masks[:1]))
+    assert tok_mean[0, 0, 0].tolist() == pytest.approx([11 / 3, 5.0])
+    tok_mean, tok_var = own.token_stats(own.latent_labels(masks[:1]))  # excluded: spatial stats at x 1
+    assert tok_mean[0, 0, 0].tolist() == pytest.approx([11 / 3, 6.0]) and tok_var[0, 0, 0, 1].item() == 1.0
+    # saved and read back with its slot; the protocol of each benchmark decides
+    fitted.save(tmp_path / "c.safetensors")
+    assert priors.load(tmp_path / "c.safetensors").ignore_slot == 1
+    assert prior_for_benchmark(load_benchmark("smoke"), "spatial").ignore_slot is None  # toy: excluded
+    official = prior_for_benchmark(load_benchmark("cityscapes"), "spatial")
+    assert (official.num_classes, official.ignore_slot) == (20, 19)

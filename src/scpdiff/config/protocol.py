@@ -162,7 +162,8 @@ KNOBS: tuple[Knob, ...] = (
          why="the colour condition resized like an image (soft class edges) or label-exact", code_path=False),
     Knob("ignore_labels", _enum("fitted_as_class", "excluded"), "fitted_as_class",
          official_code="noise_prior.py:67-91,147-151 (256 class slots)",
-         why="whether void/ignore tokens get statistics of their own", code_path=False),
+         why="whether void/ignore tokens get statistics of their own (one more class slot) or are "
+             "left out of the fit and take the spatial statistics"),
     Knob("training_mixed_precision", _enum("no", "bf16", "fp16"), "no",
          official_code="tutorial_train.py:61 (pl.Trainer default precision 32)",
          why="fine-tuning precision"),

@@ -39,8 +39,19 @@ def prior_for_benchmark(bench, variant: str):
     """An unfitted prior of ``variant`` (as the protocol implements it, :func:`protocol_variant`)
     with the benchmark's classes, latent shape and prior options."""
     opts = dict(bench.get("prior_options") or {})
-    return create(protocol_variant(bench, variant), num_classes=num_classes_for(bench),
-                  latent_shape=bench.latent_shape, **opts)
+    num_classes, opts["ignore_slot"] = class_slots(bench)
+    return create(protocol_variant(bench, variant), num_classes=num_classes, latent_shape=bench.latent_shape, **opts)
+
+
+def class_slots(bench) -> tuple[int, int | None]:
+    """(classes the prior keeps statistics for, the slot of the ignore label or None): under the
+    protocol's ``ignore_labels: fitted_as_class`` the ignore label is one more class, fitted like
+    the others (the official 256-slot tables, noise_prior.py:147-151)."""
+    num_classes = num_classes_for(bench)
+    proto = getattr(bench, "protocol", None)
+    if proto is not None and proto["ignore_labels"] == "fitted_as_class":
+        return num_classes + 1, num_classes
+    return num_classes, None
 
 
 def fit_prior_on_shards(bench, variant: str, shard_paths: Sequence[str], batch_size: int = 256):
@@ -69,6 +80,12 @@ def benchmark_prior(bench, variant: str, prior_path: str | None):
         prior = load(prior_path, variant=protocol_variant(bench, variant))
     else:
         prior = prior_for_benchmark(bench, variant)
+    slots = class_slots(bench)
+    if (prior.num_classes, prior.ignore_slot) != slots:
+        raise InputError(
+            f"{prior_path}: prior has {prior.num_classes} classes (ignore slot {prior.ignore_slot}), the benchmark's "
+            f"protocol expects {slots[0]} (ignore slot {slots[1]}; knob ignore_labels)"
+        )
     if tuple(prior.latent_shape) != tuple(bench.latent_shape):
         raise InputError(
             f"{prior_path}: prior latent shape {tuple(prior.latent_shape)} is not the benchmark's {bench.latent_shape}"
