@@ -190,14 +190,17 @@ def test_the_protocol_picks_the_prior_implementation():
 
 # ----------------------------------------------------------------- draws
 def test_fid_masks_drawn_with_replacement_as_random_choices():
-    from scpdiff.sampling.plan import drawn_items
+    from scpdiff.sampling.plan import benchmark_items
 
-    items, draws = drawn_items(num_maps=5, num_images=12, per_mask=3, seed=4)
-    assert draws == random.Random(4).choices(range(5), k=4)
-    assert [i.map_index for i in items] == [m for m in draws for _ in range(3)]
-    assert [i.seed_index for i in items] == list(range(12))
+    bench = load_benchmark("ade20k")  # official: 5 images per drawn map, seed 4
+    items, record = benchmark_items(bench, num_maps=3, num_images=22, repeats=None, maps=None)
+    draws = random.Random(4).choices(range(3), k=4)  # 22 // 5 = 4 draws, 20 images
+    assert len(set(draws)) < 4  # a map is drawn twice here
+    assert record["maps"] == draws and record["seed"] == 4 and record["samples_per_mask"] == 5
+    assert [i.map_index for i in items] == [m for m in draws for _ in range(5)]
+    assert [i.seed_index for i in items] == list(range(20))
     names = [i.file_name(f"map{i.map_index}") for i in items]
-    assert len(set(names)) == 12  # a map drawn twice numbers its images on
+    assert len(set(names)) == 20  # a map drawn twice numbers its images on
 
 
 def test_reference_draw_with_replacement_seed_42(tmp_path):
@@ -378,3 +381,22 @@ def test_ignore_labels_fitted_as_a_class_of_their_own(tmp_path):
     assert prior_for_benchmark(load_benchmark("smoke"), "spatial").ignore_slot is None  # toy: excluded
     official = prior_for_benchmark(load_benchmark("cityscapes"), "spatial")
     assert (official.num_classes, official.ignore_slot) == (20, 19)
+
+
+def test_original_images_fid_reference_follows_the_generation_draw(tmp_path):
+    from fixtures.datasets import make_cityscapes_fixture
+    from scpdiff.datasets import open_benchmark_split
+    from scpdiff.metrics.scoring import original_image_reference
+    from scpdiff.sampling.plan import benchmark_items
+
+    root = make_cityscapes_fixture(tmp_path / "cs", size_hw=(64, 128))
+    bench = load_benchmark("cityscapes")
+    bench["dataset"]["root"] = str(root)
+    bench["counts"]["fid_samples"] = 20
+    val = open_benchmark_split(bench, "val")
+    images, rows = original_image_reference(bench, val)
+    items, _ = benchmark_items(bench, len(val), None, None, None)
+    # one reference row per generated image, for the image of the same val map (repeats included)
+    assert len(rows) == len(items) == 20
+    assert [images.indices[r] for r in rows] == [i.map_index for i in items]
+    assert images[0][0].shape == (64, 128, 3)  # the file as it is, not the benchmark's 512x1024

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ..errors import ConfigError
+from ..utils.draws import draw_with_replacement
 
 OFFICIAL_REF = "AIR-DISCOVER/SCP-Diff-Toolkit@859f671"
 PRESETS = ("official", "paper")
@@ -151,7 +152,7 @@ KNOBS: tuple[Knob, ...] = (
     Knob("fid_reference", _enum("original_images", "val_at_resolution"), "original_images",
          official_code="noise_prior_inference.py:275 (real/ links the original file of each sample)",
          why="the 'real' FID set: the original full-resolution image of every generated sample, or the "
-             "val images at the benchmark resolution once each", code_path=False),
+             "val images at the benchmark resolution once each (scpdiff.metrics.scoring)"),
     Knob("condition_colours", _enum("official_colour_maps", "train_id_palette"), "official_colour_maps",
          official_code="datasets/cityscapes.py:52,73 (gtFine_color.png); datasets/utils.py:163-388; "
                        "datasets/ade20k.py:47-48; datasets/cocostuff.py:48-49",
@@ -250,6 +251,17 @@ def resolve_protocol(section: Mapping[str, Any] | None, dataset_kind: str, sourc
             values[knob.name] = knob.preset_value(preset, dataset_kind)
             sources[knob.name] = f"preset {preset}"
     return Protocol(preset, values, sources, dataset_kind)
+
+
+def fid_mask_draw(protocol: Protocol, num_images: int, num_maps: int) -> list[int] | None:
+    """The val map of every FID image under ``fid_masks: with_replacement``, in image order
+    (``num_images // fid_samples_per_mask`` draws, each repeated ``fid_samples_per_mask`` times);
+    None under ``cycle``. Generation and the ``original_images`` FID reference share this draw."""
+    if protocol["fid_masks"] != "with_replacement":
+        return None
+    per = int(protocol["fid_samples_per_mask"])
+    draws = draw_with_replacement(num_maps, int(num_images) // per, int(protocol["fid_mask_seed"]))
+    return [m for m in draws for _ in range(per)]
 
 
 def knob_origins(layers: list[tuple[str, Mapping | None]]) -> dict[str, str]:

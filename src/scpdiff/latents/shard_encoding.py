@@ -3,15 +3,13 @@
 The train split gives the N reference images of the priors (``counts.reference``, paper section
 5.1: N = 10,000): under the protocol knob ``reference_draw: with_replacement`` (the official
 noise_prior.py:49,54,117) N draws with replacement by ``random.Random(reference_seed).choices``
-over the split's images, so an image may appear more than once; under ``first_n`` the first N.
+(:func:`scpdiff.utils.draws.draw_with_replacement`) over the split's images, so an image may appear more than once; under ``first_n`` the first N.
 The val split gives every val image's latent, which the oracle prior (Eq. 4) pairs with its label
 map by name. Item ``i``'s posterior sample comes from the generator of ``("encode:{split}", i, seed)``,
 so any sharding gives the same latents.
 """
 
 from __future__ import annotations
-
-import random
 
 import os
 
@@ -20,6 +18,7 @@ import torch
 
 from ..datasets import open_benchmark_split
 from ..models.paths import resolve_base_model
+from ..utils.draws import draw_with_replacement
 from ..utils.seeds import image_generators
 from ..utils.sharding import shard_bounds
 from ..utils.torch_state import default_device
@@ -34,7 +33,7 @@ def split_indices(bench, split: str, dataset_size: int) -> list[int]:
     n = int(bench["counts"]["reference"])
     proto = bench.protocol
     if proto["reference_draw"] == "with_replacement" and dataset_size > 0:
-        return random.Random(int(proto["reference_seed"])).choices(range(dataset_size), k=n)
+        return draw_with_replacement(dataset_size, n, int(proto["reference_seed"]))
     return list(range(min(n, dataset_size)))
 
 

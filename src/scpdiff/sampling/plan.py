@@ -11,16 +11,16 @@ Under the protocol knob ``fid_masks: with_replacement`` (the official run,
 noise_prior_inference.py:240 with ``--seed 4``) the FID/mIoU run instead draws
 ``num_images // fid_samples_per_mask`` val maps with replacement (Python's
 ``random.Random(fid_mask_seed).choices``, as the official script) and makes
-``fid_samples_per_mask`` images of each draw; a map's images are named ``{name}_{r:02d}.png`` with
+``fid_samples_per_mask`` images of each draw (:func:`scpdiff.config.protocol.fid_mask_draw`, which the
+``original_images`` FID reference shares); a map's images are named ``{name}_{r:02d}.png`` with
 ``r`` counting its images over all its draws. The draw is recorded in ``generation.json``.
 """
 
 from __future__ import annotations
 
-import random
-
 from dataclasses import dataclass
 
+from ..config.protocol import fid_mask_draw
 from ..errors import InputError
 from ..latents.shards import read_latent_shard
 
@@ -55,33 +55,34 @@ def plan_items(num_maps: int, num_images: int | None, repeats: int | None, maps:
     return [Item(i % L, i // L, i) for i in range(num_images)]
 
 
-def drawn_items(num_maps: int, num_images: int, per_mask: int, seed: int) -> tuple[list[Item], list[int]]:
-    """The FID items of a with-replacement mask draw (module doc) and the drawn map indices."""
-    if num_maps == 0:
-        raise InputError("the split has no label maps")
-    if num_images < per_mask:
-        raise InputError(f"{num_images} images cannot hold one draw of {per_mask} samples per mask")
-    draws = random.Random(int(seed)).choices(range(num_maps), k=num_images // per_mask)
+def drawn_items(map_of_image: list[int]) -> list[Item]:
+    """The FID items of a with-replacement mask draw (module doc): image ``i`` for map
+    ``map_of_image[i]``, numbered on per map."""
     seen: dict[int, int] = {}
     items = []
-    for j, m in enumerate(draws):
-        for k in range(per_mask):
-            r = seen.get(m, 0)
-            seen[m] = r + 1
-            items.append(Item(m, r, j * per_mask + k))
-    return items, draws
+    for i, m in enumerate(map_of_image):
+        r = seen.get(m, 0)
+        seen[m] = r + 1
+        items.append(Item(m, r, i))
+    return items
 
 
 def benchmark_items(bench, num_maps: int, num_images: int | None, repeats: int | None,
                     maps: int | None) -> tuple[list[Item], dict | None]:
     """The run's items under the benchmark's protocol, and the recorded mask draw (None: no draw)."""
     proto = bench.protocol
+    n = int(num_images or bench["counts"]["fid_samples"])
     if repeats is None and maps is None and proto["fid_masks"] == "with_replacement":
-        n = int(num_images or bench["counts"]["fid_samples"])
-        per, seed = int(proto["fid_samples_per_mask"]), int(proto["fid_mask_seed"])
-        items, draws = drawn_items(num_maps, n, per, seed)
-        return items, {"rule": "with_replacement", "seed": seed, "samples_per_mask": per, "maps": draws}
-    return plan_items(num_maps, num_images or int(bench["counts"]["fid_samples"]), repeats, maps), None
+        if num_maps == 0:
+            raise InputError("the split has no label maps")
+        per = int(proto["fid_samples_per_mask"])
+        if n < per:
+            raise InputError(f"{n} images cannot hold one draw of {per} samples per mask")
+        map_of_image = fid_mask_draw(proto, n, num_maps)
+        draw = {"rule": "with_replacement", "seed": int(proto["fid_mask_seed"]), "samples_per_mask": per,
+                "maps": map_of_image[::per]}
+        return drawn_items(map_of_image), draw
+    return plan_items(num_maps, n, repeats, maps), None
 
 
 def setting_name(variant: str, mu: float, diversity: bool) -> str:
