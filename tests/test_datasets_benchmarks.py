@@ -15,7 +15,7 @@ PAPER = {
     # name: (resolution [H, W], prompt, segmenter, classes)
     "cityscapes": ([512, 1024], "City road scenes", "drn_d_105", 19),
     "ade20k": ([512, 512], "Photorealistic and diverse images depicting various scenes", "upernet_101", 150),
-    "cocostuff": ([512, 512], "high quality, detailed", "deeplabv2", 182),
+    "cocostuff": ([384, 512], "high quality, detailed", "deeplabv2", 182),  # the official RESOLUTION
 }
 BUILDERS = {"cityscapes": make_cityscapes_fixture, "ade20k": make_ade20k_fixture, "cocostuff": make_cocostuff_fixture}
 
@@ -29,8 +29,8 @@ def test_paper_settings(name):
     assert bench["segmenter"]["kind"] == segmenter and bench["segmenter"]["checkpoint"]
     counts = bench["counts"]
     assert counts["fid_samples"] == 50000 and counts["diversity_samples"] == 20
-    # N = 10,000 reference images, or the whole training split where it is smaller (Cityscapes: 2,975)
-    assert counts["reference"] == (2975 if name == "cityscapes" else 10000)
+    # N = 10,000 reference images (Cityscapes: drawn with replacement from its 2,975, protocol reference_draw)
+    assert counts["reference"] == 10000
     assert bench["models"]["prediction_type"] in ("epsilon", "v_prediction")
     assert set(bench["priors"]) == {"normal", "spatial", "categorical", "joint"}
     controlnet = bench["training"]["controlnet"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scpdiff.config.benchmark import load_benchmark
+from scpdiff.config.benchmark import load_benchmark, validate_benchmark
 from scpdiff.config.workflow import resolve_benchmark
 from scpdiff.errors import ConfigError
 from scpdiff.registry import Registry
@@ -106,7 +106,7 @@ def test_the_three_registries_reject_a_duplicate_of_a_builtin():
 def test_smoke_is_exactly_the_former_copy_of_toy():
     """smoke.yaml is now ``extends: toy`` plus what differs; resolved it is today's benchmark to the
     key (tests/fixtures/smoke_before_extends.yaml is the file as it was before, a full copy)."""
-    before = yaml.safe_load((FIXTURES / "smoke_before_extends.yaml").read_text())
+    before = dict(validate_benchmark(yaml.safe_load((FIXTURES / "smoke_before_extends.yaml").read_text())))
     for bench in (load_benchmark("smoke"), resolve_benchmark("smoke")):
         assert dict(bench) == before
         # same key order too, so the resolved benchmark.yaml the jobs read is the same text
@@ -122,12 +122,14 @@ def _write(path: Path, data: dict) -> Path:
 def test_extends_chains_merge_and_null_drops_a_key(tmp_path):
     _write(tmp_path / "mid.yaml", {"extends": "toy", "name": "mid", "counts": {"reference": 40}})
     leaf = _write(tmp_path / "leaf.yaml", {"extends": "mid.yaml", "name": "leaf", "mu": {"oracle_grid": None},
-                                           "sampling": {"ddim_steps": 5}})
+                                           "protocol": {"ddim_steps": 5}})
     bench = load_benchmark(leaf)
     toy = load_benchmark("toy")
     assert bench.name == "leaf" and "extends" not in bench
     assert bench["counts"] == {**toy["counts"], "reference": 40}
-    assert bench["sampling"] == {**toy["sampling"], "ddim_steps": 5}
+    assert bench["protocol"] == {**toy["protocol"], "ddim_steps": 5}
+    assert bench.protocol.sources["ddim_steps"] == f"benchmark file {leaf}"
+    assert bench.protocol.sources["guidance_scale"] == f"benchmark file {toy.path}"
     assert "oracle_grid" not in bench["mu"] and bench["mu"]["grid"] == toy["mu"]["grid"]
     # the workflow's overrides go on top of the resolved chain
     over = resolve_benchmark(str(leaf), {"leaf": {"counts": {"shard_size": 7}}})

@@ -36,7 +36,8 @@ def setup(tmp_path_factory):
     bench.update(name="gen_test", resolution=list(RES))
     bench["dataset"] = {"kind": "toy", "root": str(root / "data"), "num_train": 6, "num_val": 4, "seed": 0}
     bench["prior_options"] = {"min_count": 1, "ignore_index": 255}
-    bench["sampling"] = {"ddim_steps": 4, "guidance_scale": 1.0, "batch_size": 3, "seed": 0}
+    bench["sampling"] = {"batch_size": 3, "seed": 0}
+    bench["protocol"].update(ddim_steps=4, guidance_scale=1.0)
     bench["counts"].update(reference=6, fid_samples=4)
     bench_file = root / "gen_test.yaml"
     bench_file.write_text(yaml.safe_dump(bench))

@@ -151,6 +151,10 @@ def test_score_masks_dir_and_csv(toy, tmp_path):
 
     df = pd.read_csv(out)
     assert len(df) == 1 and df["miou_average"][0] == "zero_absent" and df["pixel_accuracy"][0] == 1.0
+    # the row names the protocol it was scored under (scpdiff protocol prints the same hash)
+    from scpdiff.config.benchmark import load_benchmark
+
+    assert df["protocol_hash"][0] == load_benchmark(bench).protocol.hash
 
 
 def _err(capsys, argv):

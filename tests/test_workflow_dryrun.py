@@ -99,7 +99,7 @@ def test_smoke_dry_run_commands_follow_the_prior_registry(tmp_path):
     assert "scpdiff tables --benchmark work/smoke/benchmark.yaml --score normal 0.85 " in out
 
 
-def _real_config(tmp_path: Path, names, counts: dict | None = None) -> dict:
+def _real_config(tmp_path: Path, names, counts: dict | None = None, preset: str | None = None) -> dict:
     fixtures = pytest.importorskip("fixtures", reason="tests/fixtures (dataset builders) not available")
     makers = {"cityscapes": "make_cityscapes_fixture", "ade20k": "make_ade20k_fixture", "cocostuff": "make_cocostuff_fixture"}
     overrides = {}
@@ -116,14 +116,22 @@ def _real_config(tmp_path: Path, names, counts: dict | None = None) -> dict:
                            "segmenter": {"checkpoint": str(seg)}}
         if counts:
             overrides[name]["counts"] = counts
+        if preset:
+            overrides[name]["protocol"] = {"preset": preset}
     return {"benchmarks": list(names), "overrides": overrides}
 
 
+@pytest.mark.parametrize("preset", ["official", "paper"])
 @pytest.mark.parametrize("name", REAL_BENCHMARKS)
-def test_dry_run_of_a_real_benchmark_on_fixture_paths(tmp_path, name):
+def test_dry_run_of_a_real_benchmark_on_fixture_paths(tmp_path, name, preset):
     small = {"reference": 8, "fid_samples": 20, "diversity_maps": 2, "diversity_samples": 4, "shard_size": 4}
-    config = _real_config(tmp_path, [name], counts=small)
+    config = _real_config(tmp_path, [name], counts=small, preset=preset)
     counts, out = dry_run(tmp_path, config)
+    # the jobs read the resolved protocol, every knob explicit (docs/protocol.md)
+    resolved = yaml.safe_load((tmp_path / "work" / name / "benchmark.yaml").read_text())["protocol"]
+    assert resolved["preset"] == preset and resolved["start_rule"] == ("official" if preset == "official" else "grid_tail")
+    # FID masks are drawn with replacement (both presets: the paper is silent), so not every val map has an image
+    assert resolved["fid_masks"] == "with_replacement" and "--allow-subset" in out
     bench = load_benchmark(name)
     bench["counts"] = small
     assert counts == expected_jobs(bench)

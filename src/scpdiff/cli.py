@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "plots": "plots",
     "user-study": "user_study",
     "validate-config": "validate_config",
+    "protocol": "protocol",
 }
 
 

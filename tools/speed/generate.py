@@ -306,7 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tiny", action="store_true", help="SD 2.1's layout at toy width on the CPU (smoke check)")
     p.add_argument("--model", help="sd_configs name: sd21 (default), sd21-base, sd21-tiny")
-    p.add_argument("--benchmark", help="take ddim_steps, guidance_scale, mu.table, resolution and prompt from this benchmark config")
+    p.add_argument("--benchmark", help="take protocol ddim_steps and guidance_scale, mu.table, resolution and prompt from this benchmark config")
     p.add_argument("--sizes", help="HEIGHTxWIDTH list (default 512x512,512x1024: ADE20K and Cityscapes)")
     p.add_argument("--batch-sizes", help="images per batch (default 1,8,32)")
     p.add_argument("--speed", action="append", help="a speed setting: a preset or comma-joined options "
@@ -336,8 +336,8 @@ def resolve_args(argv: list[str] | None) -> argparse.Namespace:
         from scpdiff.config.benchmark import load_benchmark
 
         bench = load_benchmark(args.benchmark)
-        args.steps = int(bench["sampling"]["ddim_steps"])
-        args.guidance_scale = float(bench["sampling"]["guidance_scale"])
+        args.steps = int(bench.protocol["ddim_steps"])
+        args.guidance_scale = float(bench.protocol["guidance_scale"])
         args.mu = float(bench["mu"]["table"])
         args.prompt = bench["prompt"]
         h, w = bench.resolution

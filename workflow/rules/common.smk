@@ -171,10 +171,12 @@ def weights_cache(wildcards, input):
 
 
 def fid_subset_option(wildcards):
-    """Fewer FID samples than validation label maps (a toy config) score only those maps."""
+    """Fewer FID samples than validation label maps (a toy config), or label maps drawn with
+    replacement (protocol fid_masks, docs/protocol.md), score only the maps that have images."""
     bench = BENCH[wildcards.bench]
     num_val = bench["dataset"].get("num_val")
-    return "--allow-subset" if num_val and bench["counts"]["fid_samples"] < num_val else ""
+    drawn = bench.protocol["fid_masks"] == "with_replacement"
+    return "--allow-subset" if drawn or (num_val and bench["counts"]["fid_samples"] < num_val) else ""
 
 
 def data_index(wildcards):

@@ -16,7 +16,7 @@ rule generate:
         options=generate_options,
         shard=lambda w: int(w.shard),
         num_shards=lambda w: num_generation_shards(w.bench, w.purpose),
-        settings=digest("prompt", "sampling", "counts", "prior_options"),
+        settings=digest("prompt", "sampling", "counts", "prior_options", "protocol"),
     log:
         log_path("generate", "_{prior}_mu{mu}_{purpose}_{shard}"),
     threads: threads_for("generate")

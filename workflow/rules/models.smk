@@ -76,7 +76,7 @@ rule train_controlnet:
     params:
         launch=SCPDIFF_LAUNCH,
         bench=bench_yaml,
-        settings=digest("dataset", "resolution", "prompt", "models", "training"),
+        settings=digest("dataset", "resolution", "prompt", "models", "training", "protocol"),
     log:
         log_path("train_controlnet"),
     priority: 10

@@ -18,7 +18,7 @@ rule encode_latents:
             if w.split == "train"
             else num_val_latent_shards(w.bench)
         ),
-        settings=digest("dataset", "resolution", "counts"),
+        settings=digest("dataset", "resolution", "counts", "protocol"),
     log:
         log_path("encode_latents", "_{split}_{shard}"),
     threads: threads_for("encode_latents")
@@ -40,7 +40,7 @@ rule fit_prior:
     params:
         cmd=SCPDIFF,
         bench=bench_yaml,
-        settings=digest("prior_options"),
+        settings=digest("prior_options", "protocol"),
     log:
         log_path("fit_prior", "_{prior}_{shard}"),
     threads: threads_for("fit_prior")

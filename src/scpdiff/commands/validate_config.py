@@ -33,8 +33,10 @@ def run(args) -> int:
         import_plugins(config["plugins"], source=f"{path}: plugins")
         benches = resolve_benchmarks(config, source=str(path))
         for name, bench in benches.items():
-            print(f"{path}: benchmark {name}: ok ({bench.path}; priors {', '.join(bench['priors'])})")
+            print(f"{path}: benchmark {name}: ok ({bench.path}; priors {', '.join(bench['priors'])}; "
+                  f"protocol {bench.protocol.preset} {bench.protocol.hash})")
         return 0
     bench = resolve_benchmark(args.file) if path.is_file() else load_benchmark(args.file)
-    print(f"{bench.path}: benchmark {bench.name}: ok (priors {', '.join(bench['priors'])})")
+    print(f"{bench.path}: benchmark {bench.name}: ok (priors {', '.join(bench['priors'])}; "
+          f"protocol {bench.protocol.preset} {bench.protocol.hash}: scpdiff protocol --benchmark {args.file})")
     return 0

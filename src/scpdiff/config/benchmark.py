@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from .protocol import Protocol, knob_origins, protocol_json_schema, resolve_protocol
 from .yaml_files import check_schema, deep_merge, load_schema, read_mapping
 
 SCHEMA_PATH = Path(__file__).with_name("benchmark.schema.yaml")
@@ -33,6 +34,14 @@ class Benchmark(dict):
     """A validated benchmark config (a plain dict) with a few derived values."""
 
     path: Path | None = None
+    _protocol: Protocol | None = None
+
+    @property
+    def protocol(self) -> Protocol:
+        """The resolved protocol (:mod:`.protocol`): every knob's value and where it came from."""
+        if self._protocol is None:
+            self._protocol = resolve_protocol(self.get("protocol"), self["dataset"]["kind"], self.name)
+        return self._protocol
 
     @property
     def name(self) -> str:
@@ -115,10 +124,30 @@ def benchmark_source(chain: list[Path]) -> str:
     return str(chain[0]) + (f" (extends {' -> '.join(str(p) for p in chain[1:])})" if len(chain) > 1 else "")
 
 
-def validate_benchmark(data: Any, source: str = "<config>") -> Benchmark:
-    """Validate ``data`` against the schema; raise :class:`ConfigError` naming the file and key."""
-    check_schema(data, load_schema(SCHEMA_PATH, "benchmark"), source, "benchmark config")
+def benchmark_schema() -> dict:
+    """The benchmark schema, its ``protocol`` section built from the knob table (:mod:`.protocol`)."""
+    schema = load_schema(SCHEMA_PATH, "benchmark")
+    schema["properties"]["protocol"] = protocol_json_schema()
+    return schema
+
+
+def protocol_layers(chain: list[Path]) -> list[tuple[str, dict | None]]:
+    """(file, its own ``protocol:`` section) along an ``extends`` chain, the file itself first."""
+    return [(f"benchmark file {p}", read_mapping(p, "a benchmark file").get("protocol") or None) for p in chain]
+
+
+def validate_benchmark(data: Any, source: str = "<config>", origins: dict[str, str] | None = None) -> Benchmark:
+    """Validate ``data`` against the schema; raise :class:`ConfigError` naming the file and key.
+
+    The ``protocol:`` section is resolved (preset plus knobs; ``origins``: which file or config
+    set each knob) and written back with every knob explicit, so the resolved benchmark file the
+    workflow's jobs read resolves to the same values.
+    """
+    check_schema(data, benchmark_schema(), source, "benchmark config")
     bench = Benchmark(data)
+    proto = resolve_protocol(data.get("protocol"), data["dataset"]["kind"], source, origins)
+    bench["protocol"] = proto.section()
+    bench._protocol = proto
     h, w = bench.resolution
     if h % LATENT_FACTOR or w % LATENT_FACTOR:
         raise ConfigError(f"{source}: resolution {h}x{w} must be a multiple of {LATENT_FACTOR}")
@@ -129,6 +158,7 @@ def validate_benchmark(data: Any, source: str = "<config>") -> Benchmark:
 
 def load_benchmark(name_or_path: str | os.PathLike) -> Benchmark:
     data, chain = read_benchmark(name_or_path)
-    bench = validate_benchmark(data, source=benchmark_source(chain))
+    origins = knob_origins(protocol_layers(chain))
+    bench = validate_benchmark(data, source=benchmark_source(chain), origins=origins)
     bench.path = chain[0]
     return bench

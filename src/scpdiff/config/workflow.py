@@ -21,7 +21,8 @@ from typing import Any
 
 import yaml
 
-from .benchmark import Benchmark, benchmark_source, read_benchmark, validate_benchmark
+from .benchmark import Benchmark, benchmark_source, protocol_layers, read_benchmark, validate_benchmark
+from .protocol import knob_origins
 from .yaml_files import check_schema, deep_merge, load_schema
 from ..errors import ConfigError, ScpdiffError
 from ..utils.files import write_text_atomic
@@ -70,10 +71,13 @@ def resolve_benchmark(entry: str, overrides: dict | None = None) -> Benchmark:
     name = data.get("name", str(entry))
     over = (overrides or {}).get(name, (overrides or {}).get(str(entry)))
     source = benchmark_source(chain)
+    layers = protocol_layers(chain)
     if over:
         data = deep_merge(data, over)
         source += f" (with the workflow config's overrides for {name!r})"
-    bench = validate_benchmark(data, source=source)
+        if isinstance(over.get("protocol"), dict):
+            layers.insert(0, (f"workflow config overrides for {name!r}", over["protocol"]))
+    bench = validate_benchmark(data, source=source, origins=knob_origins(layers))
     for prior in bench["priors"]:
         try:
             get_prior_class(prior)
@@ -108,3 +112,17 @@ def write_resolved_benchmark(bench: Benchmark, work_dir: str | os.PathLike) -> P
     if not resolved.is_file() or resolved.read_text() != text:
         write_text_atomic(resolved, text)
     return resolved
+
+
+def benchmark_protocol(benchmark: str, configfile: str | os.PathLike | None = None) -> dict:
+    """``scpdiff protocol``: the resolved protocol of ``benchmark`` as JSON, with the workflow
+    config ``configfile``'s overrides applied when given (so it is what the DAG will run)."""
+    from .yaml_files import read_yaml
+
+    overrides = None
+    if configfile is not None:
+        config = validate_workflow_config(read_yaml(configfile), source=str(configfile))
+        import_plugins(config["plugins"], source=f"{configfile}: plugins")
+        overrides = config.get("overrides")
+    bench = resolve_benchmark(benchmark, overrides)
+    return {"benchmark": bench.name, "file": str(bench.path), **bench.protocol.as_json()}

@@ -44,6 +44,10 @@ def open_benchmark_split(bench, split: str) -> SegmentationDataset:
     """The benchmark's dataset for ``split`` ("train"/"val" map to the configured split names)."""
     d = bench["dataset"]
     name = d.get(f"{split}_split", split) if split in ("train", "val") else split
+    proto = getattr(bench, "protocol", None)
+    if proto is not None and proto["cityscapes_split_walk"] and d["kind"] == "cityscapes" and split in ("train", "val"):
+        # the official loader's defect (docs/protocol.md): both splits are train + val
+        name = f"{d.get('train_split', 'train')}+{d.get('val_split', 'val')}"
     return open_dataset(d["kind"], root=d["root"], split=name, resolution=bench.resolution)
 
 

@@ -11,6 +11,11 @@ cityscapesScripts table (``scpdiff/data/cityscapes_labels.csv``); ``labels="labe
 the ``*_gtFine_labelTrainIds.png`` files that cityscapesScripts' ``createTrainIdLabelImgs`` writes
 instead. The conditioning palette is the train-id colour of that table (ignore -> black).
 
+``split="train+val"`` lists both splits, train first (each in name order): what the official
+SCP-Diff code's loader gives for "train" and for "val" alike (the protocol's defect knob
+``cityscapes_split_walk``, docs/protocol.md; its ``os.walk`` filter never runs,
+datasets/cityscapes.py:20-49 @ 859f671).
+
 The paper works at 1024x512 (``resolution=(512, 1024)``), half the 2048x1024 originals, which keeps
 the aspect ratio: images are bicubic-reduced, masks nearest-sampled (see :mod:`.folders`).
 """
@@ -45,6 +50,14 @@ class CityscapesDataset(FolderDataset):
             raise ConfigError(f"Cityscapes labels must be one of {sorted(LABEL_FILES)}, got {labels!r}")
         root = Path(root)
         require_dir(root, "Cityscapes root", f"expected leftImg8bit/ and gtFine/ from {DOWNLOADS}")
+        samples = [s for part in split.split("+") for s in self._split_samples(root, part, labels)]
+        _, table = class_tables.cityscapes()
+        if labels == "labelTrainIds":
+            table = class_tables.cityscapes_train_ids()
+        super().__init__(samples, CLASSES, table, split, resolution, fit)
+
+    @staticmethod
+    def _split_samples(root: Path, split: str, labels: str):
         image_dir = require_dir(
             root / "leftImg8bit" / split,
             f"Cityscapes images ({split!r} split)",
@@ -60,14 +73,10 @@ class CityscapesDataset(FolderDataset):
         def mask_for(image: Path) -> Path:
             return mask_dir / image.parent.name / (image.name[: -len(IMAGE_SUFFIX)] + mask_suffix)
 
-        samples = pair_images_with_masks(
+        return pair_images_with_masks(
             image_dir.glob(f"*/*{IMAGE_SUFFIX}"),
             mask_dir.glob(f"*/*{mask_suffix}"),
             mask_for,
             name_for=lambda image: image.name[: -len(IMAGE_SUFFIX)],
             what=f"Cityscapes {split!r} split in {root}",
         )
-        _, table = class_tables.cityscapes()
-        if labels == "labelTrainIds":
-            table = class_tables.cityscapes_train_ids()
-        super().__init__(samples, CLASSES, table, split, resolution, fit)

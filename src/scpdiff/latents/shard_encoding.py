@@ -1,9 +1,12 @@
 """One shard of a split encoded into latents, as ``encode-latents`` writes it.
 
-The train split gives the N reference images of the priors (the first ``counts.reference``
-images, paper section 4: N = 10,000); the val split gives every val image's latent, which the
-oracle prior (Eq. 4) pairs with its label map by name. Image ``i``'s posterior sample comes from
-the generator of ``("encode:{split}", i, seed)``, so any sharding gives the same latents.
+The train split gives the N reference images of the priors (``counts.reference``, paper section
+5.1: N = 10,000): under the protocol knob ``reference_draw: with_replacement`` (the official
+noise_prior.py:49,54,117) N draws with replacement by ``random.Random(reference_seed).choices``
+(:func:`scpdiff.utils.draws.draw_with_replacement`) over the split's images, so an image may appear more than once; under ``first_n`` the first N.
+The val split gives every val image's latent, which the oracle prior (Eq. 4) pairs with its label
+map by name. Item ``i``'s posterior sample comes from the generator of ``("encode:{split}", i, seed)``,
+so any sharding gives the same latents.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import torch
 
 from ..datasets import open_benchmark_split
 from ..models.paths import resolve_base_model
+from ..utils.draws import draw_with_replacement
 from ..utils.seeds import image_generators
 from ..utils.sharding import shard_bounds
 from ..utils.torch_state import default_device
@@ -22,11 +26,15 @@ from .encoding import encode_images
 from .shards import LatentShard, write_latent_shard
 
 
-def num_split_images(bench, split: str, dataset_size: int) -> int:
-    """How many images of ``split`` are encoded: the reference set for train, all of val."""
-    if split == "train":
-        return min(int(bench["counts"]["reference"]), dataset_size)
-    return dataset_size
+def split_indices(bench, split: str, dataset_size: int) -> list[int]:
+    """The dataset indices encoded, in order: the reference draw for train (module doc), all of val."""
+    if split != "train":
+        return list(range(dataset_size))
+    n = int(bench["counts"]["reference"])
+    proto = bench.protocol
+    if proto["reference_draw"] == "with_replacement" and dataset_size > 0:
+        return draw_with_replacement(dataset_size, n, int(proto["reference_seed"]))
+    return list(range(min(n, dataset_size)))
 
 
 def encode_split_shard(
@@ -47,8 +55,8 @@ def encode_split_shard(
     from diffusers import AutoencoderKL
 
     ds = open_benchmark_split(bench, split)
-    n = num_split_images(bench, split, len(ds))
-    start, stop = shard_bounds(n, shard, num_shards)
+    indices = split_indices(bench, split, len(ds))
+    start, stop = shard_bounds(len(indices), shard, num_shards)
     device = device or default_device()
     base = resolve_base_model(base)
     # The VAE encoder runs in float32 even on GPU: the latents feed float64 statistics and the oracle.
@@ -57,7 +65,7 @@ def encode_split_shard(
     latents, masks, names = [], [], []
     for lo in range(start, stop, batch_size):
         idx = list(range(lo, min(lo + batch_size, stop)))
-        items = [ds[i] for i in idx]
+        items = [ds[indices[i]] for i in idx]
         images = np.stack([im for im, _, _ in items])
         gens = image_generators(f"encode:{split}", idx, seed)
         latents.append(encode_images(vae, images, gens, batch_size=batch_size))
@@ -74,6 +82,8 @@ def encode_split_shard(
             "vae": str(base / "vae"),
             "scaling_factor": str(float(vae.config.scaling_factor)),
             "posterior": "sample",
+            "draw": (f"{bench.protocol['reference_draw']}:seed={bench.protocol['reference_seed']}"
+                     if split == "train" else "all"),
             "shard": f"{shard}/{num_shards}",
         },
     )

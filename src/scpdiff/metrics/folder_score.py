@@ -95,7 +95,8 @@ def score_images(req: ScoreRequest) -> dict:
     check_image_files(paths, bench.resolution)
 
     provenance: dict = {
-        "benchmark": bench.name, "images": [str(Path(d)) for d in req.images], "device": device, "tf32": False,
+        "benchmark": bench.name, "protocol_hash": bench.protocol.hash,
+        "images": [str(Path(d)) for d in req.images], "device": device, "tf32": False,
         "fid_resize": opts.fid_resize, "masks": masks.source if masks is not None else None,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "versions": versions(),
     }
@@ -127,5 +128,6 @@ def score_images(req: ScoreRequest) -> dict:
     row = score_folder(entries, resolution=bench.resolution, opts=opts, reference=reference, inception=inception,
                        segmenter=segmenter, masks=masks, num_classes=classes.num_classes,
                        ignore_index=classes.ignore_index, lpips_model=lpips_model)
+    row["protocol_hash"] = bench.protocol.hash  # which protocol (scpdiff protocol) the row was scored under
     _write(row, provenance, req.out)
     return row

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from ..config.protocol import fid_mask_draw
 from ..datasets.folders import read_rgb_array
 from ..errors import ConfigError, InputError
 from ..utils.files import atomic_path
@@ -108,6 +109,11 @@ def reference_statistics(bench, split: str = "val", resize: str = FID_RESIZE, de
 
     dataset = open_benchmark_split(bench, split)
     key = f"{reference_key(bench.name, split, bench.resolution, resize, weights_sha256)}-data{_data_id(bench, split, len(dataset))}"
+    expand = None
+    if split == "val" and bench.protocol["fid_reference"] == "original_images":
+        dataset, expand = original_image_reference(bench, dataset)
+        key += f"-orig{sha256_bytes(json.dumps(expand).encode())[:10]}"
+        batch_size = 1  # the originals differ in size
     path = cache_dir(cache) / "ref_stats" / f"{key}.npz"
     if path.is_file():
         ref = ReferenceStats.load(path)
@@ -117,8 +123,39 @@ def reference_statistics(bench, split: str = "val", resize: str = FID_RESIZE, de
     log(f"reference statistics: computing {key} from {len(dataset)} images")
     ref = compute_reference(dataset, model, weights_sha256, resize, batch_size, workers, device,
                             meta={"benchmark": bench.name, "split": split, "key": key})
+    if expand is not None:
+        ref = ReferenceStats(ref.features[expand], {**ref.meta, "num_images": len(expand),
+                                                    "fid_reference": "original_images"})
     ref.save(path)
     return ref, path
+
+
+class OriginalImages:
+    """Val images ``indices`` of a folder dataset as their files hold them (no resize): the
+    ``original_images`` FID reference (docs/protocol.md)."""
+
+    def __init__(self, dataset, indices: Sequence[int]):
+        if not hasattr(dataset, "samples"):
+            raise InputError(f"the FID reference 'original_images' needs image files; the {type(dataset).__name__} "
+                             "dataset has none (set protocol fid_reference: val_at_resolution)")
+        self.dataset, self.indices = dataset, list(indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int):
+        return (read_rgb_array(self.dataset.samples[self.indices[i]].image),)
+
+
+def original_image_reference(bench, dataset) -> tuple[OriginalImages, list[int]]:
+    """The official "real" FID set (noise_prior_inference.py:275): the original file of the val map
+    of every generated image, repeats included. Returns the distinct images and, per generated
+    image, the row of its image's features."""
+    n = int(bench["counts"]["fid_samples"])
+    maps = fid_mask_draw(bench.protocol, n, len(dataset)) or [i % len(dataset) for i in range(n)]
+    unique = sorted(set(maps))
+    row = {m: j for j, m in enumerate(unique)}
+    return OriginalImages(dataset, unique), [row[m] for m in maps]
 
 
 def copy_reference(src: Path, dst: Path) -> None:

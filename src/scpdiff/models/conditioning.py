@@ -6,14 +6,59 @@ training and sampling can never disagree on the encoding.
 
 Encoding: label ``c`` in ``[0, C)`` -> ``palette[c] / 255`` (float in [0, 1], channels first);
 the ignore label (and any label without a palette entry at or above ``C``) -> black (0, 0, 0).
+
+Which palette (the protocol knob ``condition_colours``, docs/protocol.md): the dataset's own
+(``train_id_palette``, :mod:`scpdiff.datasets.class_tables`) or the colours the official code
+conditioned on (``official_colour_maps``, kept as data in ``scpdiff/data/official_condition_colours.csv``
+with its source), which a ControlNet fine-tuned by the authors expects. :func:`condition_palette`
+picks it; :func:`encode_mask` is the one place a label map becomes the condition image.
 """
 
 from __future__ import annotations
+
+import csv
+import functools
+from importlib import resources
 
 import numpy as np
 import torch
 
 from ..errors import InputError
+
+CONDITION_COLOURS = ("official_colour_maps", "train_id_palette")
+OFFICIAL_COLOURS_FILE = "official_condition_colours.csv"
+
+
+@functools.cache
+def official_condition_colours() -> dict[str, np.ndarray]:
+    """Dataset kind -> uint8 ``[C, 3]`` condition colours of the official code (the data file)."""
+    text = resources.files("scpdiff.data").joinpath(OFFICIAL_COLOURS_FILE).read_text()
+    rows = list(csv.DictReader(line for line in text.splitlines() if not line.startswith("#")))
+    out: dict[str, list] = {}
+    for r in rows:
+        out.setdefault(r["dataset"], []).append((int(r["class_id"]), int(r["r"]), int(r["g"]), int(r["b"])))
+    tables = {}
+    for kind, entries in out.items():
+        entries.sort()
+        if [e[0] for e in entries] != list(range(len(entries))):
+            raise AssertionError(f"{OFFICIAL_COLOURS_FILE}: {kind} class ids must be 0..C-1, each once")
+        tables[kind] = np.array([e[1:] for e in entries], dtype=np.uint8)
+    return tables
+
+
+def condition_palette(dataset_kind: str, palette, colours: str = "train_id_palette") -> np.ndarray:
+    """The palette the condition is drawn with: ``palette`` (the dataset's) or, for
+    ``official_colour_maps``, the official colours of ``dataset_kind`` (datasets the official code
+    does not have, such as the toy, keep their own)."""
+    if colours not in CONDITION_COLOURS:
+        raise InputError(f"unknown condition colours {colours!r}; known: {list(CONDITION_COLOURS)}")
+    own = np.asarray(palette, dtype=np.uint8).reshape(-1, 3)
+    official = official_condition_colours().get(dataset_kind)
+    if colours == "train_id_palette" or official is None:
+        return own
+    if len(official) != len(own):
+        raise InputError(f"{OFFICIAL_COLOURS_FILE}: {len(official)} {dataset_kind} colours for {len(own)} classes")
+    return official
 
 
 def palette_lookup_table(palette: np.ndarray | list, num_labels: int = 256) -> torch.Tensor:

@@ -56,6 +56,7 @@ class NoisePrior:
         min_count: int | None = None,
         ignore_index: int = 255,
         downsample: str = "nearest",
+        ignore_slot: int | None = None,
     ) -> None:
         if int(num_classes) < 1:
             raise InputError(f"num_classes must be >= 1, got {num_classes}")
@@ -70,6 +71,11 @@ class NoisePrior:
         self.min_count = None if min_count is None else int(min_count)
         self.ignore_index = int(ignore_index)
         self.downsample = downsample
+        # protocol ignore_labels: fitted_as_class (docs/protocol.md): ignore tokens are the class
+        # `ignore_slot` (the official code's 256-slot tables), with statistics of their own
+        if ignore_slot is not None and not 0 <= int(ignore_slot) < self.num_classes:
+            raise InputError(f"ignore_slot {ignore_slot} is not a class id in [0, {self.num_classes})")
+        self.ignore_slot = None if ignore_slot is None else int(ignore_slot)
         self.num_images = 0
         self.num_tokens = 0
         # Provenance written into the file: which VAE, its latent scaling factor, which dataset.
@@ -96,6 +102,8 @@ class NoisePrior:
                     f"mask labels {vals} are outside [0, {self.num_classes}) and are not the ignore label "
                     f"{self.ignore_index}"
                 )
+        if self.ignore_slot is not None:
+            lab = torch.where(lab == self.ignore_index, self.ignore_slot, lab)
         return lab
 
     def _check_latents(self, latents: torch.Tensor, batch: int) -> torch.Tensor:
@@ -122,7 +130,7 @@ class NoisePrior:
         """Add the statistics of ``other`` (another shard of the same fit) into this prior."""
         if type(other) is not type(self):
             raise InputError(f"cannot merge a {other.name!r} prior into a {self.name!r} prior")
-        for key in ("num_classes", "latent_shape", "min_count", "ignore_index", "downsample"):
+        for key in ("num_classes", "latent_shape", "min_count", "ignore_index", "downsample", "ignore_slot"):
             if getattr(self, key) != getattr(other, key):
                 raise InputError(f"cannot merge priors with different {key}: {getattr(self, key)} vs {getattr(other, key)}")
         for key, value in other._stats.items():

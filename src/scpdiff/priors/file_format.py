@@ -2,7 +2,7 @@
 
 Tensors: the variant's statistics (``state_tensors()``, float64; ``_empty`` when it has none).
 String metadata: ``format = scpdiff-prior``, ``format_version``, ``variant``, ``num_classes``,
-``latent_shape`` (JSON), ``min_count``, ``ignore_index``, ``downsample``, ``num_images``,
+``latent_shape`` (JSON), ``min_count``, ``ignore_index``, ``downsample``, ``ignore_slot``, ``num_images``,
 ``num_tokens``, the provenance (``scaling_factor``, ``vae``, ``dataset``) and ``scpdiff_version``.
 Shards fitted apart are merged after loading (``prior.merge``), so the file holds sums, not means.
 
@@ -37,6 +37,7 @@ def prior_metadata(prior) -> dict[str, str]:
         "min_count": "" if prior.min_count is None else str(prior.min_count),
         "ignore_index": str(prior.ignore_index),
         "downsample": prior.downsample,
+        "ignore_slot": "" if prior.ignore_slot is None else str(prior.ignore_slot),
         "num_images": str(prior.num_images),
         "num_tokens": str(prior.num_tokens),
         "scaling_factor": str(prior.provenance.get("scaling_factor", "")),
@@ -88,6 +89,8 @@ def load(path: str | os.PathLike, variant: str | None = None) -> NoisePrior:
         options = dict(ignore_index=int(meta["ignore_index"]), downsample=meta["downsample"])
         if meta.get("min_count"):
             options["min_count"] = int(meta["min_count"])
+        if meta.get("ignore_slot"):
+            options["ignore_slot"] = int(meta["ignore_slot"])
         prior = cls(int(meta["num_classes"]), latent_shape, **options)
         prior.num_images = int(meta["num_images"])
         prior.num_tokens = int(meta["num_tokens"])

@@ -18,10 +18,40 @@ from .file_format import load
 from .registry import create, get_prior_class
 
 
+# (variant, protocol knob, knob value) -> the registered variant that implements it (docs/protocol.md)
+PROTOCOL_VARIANTS = {
+    ("categorical", "categorical_statistic", "one_token_per_image"): "categorical_one_token",
+    ("joint", "joint_fallback", "spatial_if_empty"): "joint_empty_to_spatial",
+}
+
+
+def protocol_variant(bench, variant: str) -> str:
+    """The registered variant that ``variant`` names under the benchmark's protocol
+    (``joint`` -> ``joint_empty_to_spatial`` under the official joint fallback); others unchanged."""
+    proto = getattr(bench, "protocol", None)
+    for (name, knob, value), impl in PROTOCOL_VARIANTS.items():
+        if variant == name and proto is not None and proto[knob] == value:
+            return impl
+    return variant
+
+
 def prior_for_benchmark(bench, variant: str):
-    """An unfitted prior of ``variant`` with the benchmark's classes, latent shape and prior options."""
+    """An unfitted prior of ``variant`` (as the protocol implements it, :func:`protocol_variant`)
+    with the benchmark's classes, latent shape and prior options."""
     opts = dict(bench.get("prior_options") or {})
-    return create(variant, num_classes=num_classes_for(bench), latent_shape=bench.latent_shape, **opts)
+    num_classes, opts["ignore_slot"] = class_slots(bench)
+    return create(protocol_variant(bench, variant), num_classes=num_classes, latent_shape=bench.latent_shape, **opts)
+
+
+def class_slots(bench) -> tuple[int, int | None]:
+    """(classes the prior keeps statistics for, the slot of the ignore label or None): under the
+    protocol's ``ignore_labels: fitted_as_class`` the ignore label is one more class, fitted like
+    the others (the official 256-slot tables, noise_prior.py:147-151)."""
+    num_classes = num_classes_for(bench)
+    proto = getattr(bench, "protocol", None)
+    if proto is not None and proto["ignore_labels"] == "fitted_as_class":
+        return num_classes + 1, num_classes
+    return num_classes, None
 
 
 def fit_prior_on_shards(bench, variant: str, shard_paths: Sequence[str], batch_size: int = 256):
@@ -47,9 +77,15 @@ def benchmark_prior(bench, variant: str, prior_path: str | None):
     if cls.needs_fit:
         if prior_path is None:
             raise InputError(f"the {variant!r} prior must be fitted: pass --prior FILE (scpdiff fit-prior)")
-        prior = load(prior_path, variant=variant)
+        prior = load(prior_path, variant=protocol_variant(bench, variant))
     else:
         prior = prior_for_benchmark(bench, variant)
+    slots = class_slots(bench)
+    if (prior.num_classes, prior.ignore_slot) != slots:
+        raise InputError(
+            f"{prior_path}: prior has {prior.num_classes} classes (ignore slot {prior.ignore_slot}), the benchmark's "
+            f"protocol expects {slots[0]} (ignore slot {slots[1]}; knob ignore_labels)"
+        )
     if tuple(prior.latent_shape) != tuple(bench.latent_shape):
         raise InputError(
             f"{prior_path}: prior latent shape {tuple(prior.latent_shape)} is not the benchmark's {bench.latent_shape}"

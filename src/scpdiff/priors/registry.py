@@ -30,6 +30,9 @@ PRIORS: Registry[type] = Registry("prior variant", {
     "categorical": "scpdiff.priors.categorical",  # Eq. 7
     "joint": "scpdiff.priors.joint",          # Eq. 8, SCP-Diff
     "oracle": "scpdiff.priors.oracle",        # Eq. 4, the paired real latent
+    # the official code's statistics (protocol knobs categorical_statistic, joint_fallback)
+    "categorical_one_token": "scpdiff.priors.official_statistics",
+    "joint_empty_to_spatial": "scpdiff.priors.official_statistics",
 })
 T = TypeVar("T", bound=type)
 

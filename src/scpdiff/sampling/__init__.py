@@ -1,5 +1,10 @@
 """Sampling: start a diffusers ControlNet pipeline from a noise prior at mu*T (paper section 4, Eq. 6).
 
+Which noise step D and which DDIM steps each mu means (the official code's ``subset_end`` rule or
+the paper's "last mu*T steps"), and the normal prior as plain ControlNet inference, are the
+protocol knobs ``start_rule`` and ``normal_prior_start``: the table is in :mod:`.schedule` and
+docs/protocol.md.
+
 Owns the mu -> DDIM-steps mapping (:mod:`.schedule`), per-image seeds (:mod:`scpdiff.utils.seeds`), image
 generation (:mod:`.denoise`), the plan of one generation run and its shards (:mod:`.plan`,
 :mod:`.shard`) and the inference speed options (:mod:`.speed`). May import :mod:`scpdiff.priors`,

@@ -5,13 +5,16 @@
     images = sample_images(pipe, prior, masks, palette=palette, mu=0.85, num_steps=20,
                            prompt="City road scenes", guidance_scale=1.0, generators=gens)
 
-The prior sample is noised to ``t_start`` by Eq. 6 and the ControlNet pipeline denoises the last n
-steps of its DDIM grid (:mod:`scpdiff.sampling.schedule` says which). The normal prior is not
+The prior sample is noised by Eq. 6 and the ControlNet pipeline denoises the last n steps of its
+DDIM grid; which n and which noise step, under the ``official`` or ``grid_tail`` start rule, is
+:func:`scpdiff.sampling.schedule.start_plan` (the first step is ``t_start``; grid_tail noises to
+``t_start``, official to the script's D = round(mu*T) - 1). The normal prior is not
 noised: N(0, I) noised by Eq. 6 is again N(0, I), so its draw is used as ``x_t`` directly; it is
 drawn like the pipeline's own initial noise (one ``randn`` per image from that image's generator),
 so at mu = 1 the images equal ``StableDiffusionControlNetPipeline``'s with the same generators.
 Per image, the generator (:mod:`scpdiff.utils.seeds`) gives first the prior draw and then the
-noise ``eps`` of Eq. 6.
+noise ``eps`` of Eq. 6. The prompt and ``negative_prompt`` are the two branches of classifier-free
+guidance (the official run: noise_prior_inference.py:253-254).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import torch
 
 from ..models.conditioning import encode_mask
 from ..errors import InputError
-from .schedule import denoising_steps, last_steps_scheduler
+from .schedule import last_steps_scheduler, start_plan
 
 
 def is_standard_normal(prior) -> bool:
@@ -40,7 +43,7 @@ def start_latents(
     generators: Sequence[torch.Generator],
     latents: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """``x_{t_start}`` from the prior by Eq. 6 (float32, CPU); the normal prior's draw as it is.
+    """The prior draw noised to step ``t_start`` by Eq. 6 (float32, CPU); the normal prior's draw as it is.
 
     ``latents``: the paired real latents, for priors that need them (oracle, Eq. 4).
     """
@@ -85,21 +88,29 @@ def sample_images(
     generators: Sequence[torch.Generator],
     ignore_index: int = 255,
     latents: torch.Tensor | None = None,
+    start_rule: str = "grid_tail",
+    normal_start: str = "mu",
+    negative_prompt: str | None = None,
+    eta: float = 0.0,
 ) -> np.ndarray:
-    """Generate one image per mask: prior -> Eq. 6 at ``t_start`` -> the last n DDIM steps -> VAE.
+    """Generate one image per mask: prior -> Eq. 6 -> the last n DDIM steps -> VAE.
 
     ``masks``: int ``[B, H, W]`` at image resolution; the ControlNet condition is
-    :func:`scpdiff.models.conditioning.encode_mask` with ``palette``. Returns uint8 ``[B, H, W, 3]``.
+    :func:`scpdiff.models.conditioning.encode_mask` with ``palette``. ``start_rule``,
+    ``normal_start``: :func:`~scpdiff.sampling.schedule.start_plan`; ``negative_prompt``: the
+    unconditional branch's prompt (None: ""); ``eta``: DDIM's eta. Returns uint8 ``[B, H, W, 3]``.
     """
     masks = torch.as_tensor(np.asarray(masks) if not isinstance(masks, torch.Tensor) else masks).cpu()
     if masks.ndim != 3:
         raise InputError(f"masks must be [B, H, W], got shape {tuple(masks.shape)}")
     batch, height, width = masks.shape
-    n = denoising_steps(mu, num_steps)
-    scheduler = last_steps_scheduler(pipe.scheduler, n)
+    T = int(pipe.scheduler.config.num_train_timesteps)
+    plan = start_plan(mu, num_steps, start_rule, normal=is_standard_normal(prior), normal_start=normal_start,
+                      num_train_timesteps=T)
+    scheduler = last_steps_scheduler(pipe.scheduler, plan.steps)
     scheduler.set_timesteps(num_steps)
-    t_start = int(scheduler.timesteps[0])
-    x_t = start_latents(prior, masks, scheduler, t_start, generators, latents)
+    noise_step = plan.noise_step if plan.noise_step is not None else int(scheduler.timesteps[0])
+    x_t = start_latents(prior, masks, scheduler, noise_step, generators, latents)
 
     runner = _pipeline_with_scheduler(pipe, scheduler)
     device = runner._execution_device
@@ -107,6 +118,8 @@ def sample_images(
     condition = encode_mask(masks, palette, ignore_index).to(device, dtype)
     out = runner(
         prompt=[prompt] * batch,
+        negative_prompt=[negative_prompt] * batch if negative_prompt else None,
+        eta=float(eta),
         image=condition,
         height=height,
         width=width,

@@ -6,12 +6,21 @@ images than maps are asked for. Diversity run (``repeats=K, maps=M``, Table 3): 
 each of the first M val maps, named ``{name}_{k:02d}.png``. Image ``i`` (diversity: item
 ``j*K + k``) has its own seed, ``image_seed(setting, i, sampling.seed)`` with setting
 ``"{variant}:mu={mu}"`` (diversity: ``"...:diversity"``), so any sharding gives the same images.
+
+Under the protocol knob ``fid_masks: with_replacement`` (the official run,
+noise_prior_inference.py:240 with ``--seed 4``) the FID/mIoU run instead draws
+``num_images // fid_samples_per_mask`` val maps with replacement (Python's
+``random.Random(fid_mask_seed).choices``, as the official script) and makes
+``fid_samples_per_mask`` images of each draw (:func:`scpdiff.config.protocol.fid_mask_draw`, which the
+``original_images`` FID reference shares); a map's images are named ``{name}_{r:02d}.png`` with
+``r`` counting its images over all its draws. The draw is recorded in ``generation.json``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..config.protocol import fid_mask_draw
 from ..errors import InputError
 from ..latents.shards import read_latent_shard
 
@@ -44,6 +53,36 @@ def plan_items(num_maps: int, num_images: int | None, repeats: int | None, maps:
     if num_images <= L:
         return [Item(i, None, i) for i in range(num_images)]
     return [Item(i % L, i // L, i) for i in range(num_images)]
+
+
+def drawn_items(map_of_image: list[int]) -> list[Item]:
+    """The FID items of a with-replacement mask draw (module doc): image ``i`` for map
+    ``map_of_image[i]``, numbered on per map."""
+    seen: dict[int, int] = {}
+    items = []
+    for i, m in enumerate(map_of_image):
+        r = seen.get(m, 0)
+        seen[m] = r + 1
+        items.append(Item(m, r, i))
+    return items
+
+
+def benchmark_items(bench, num_maps: int, num_images: int | None, repeats: int | None,
+                    maps: int | None) -> tuple[list[Item], dict | None]:
+    """The run's items under the benchmark's protocol, and the recorded mask draw (None: no draw)."""
+    proto = bench.protocol
+    n = int(num_images or bench["counts"]["fid_samples"])
+    if repeats is None and maps is None and proto["fid_masks"] == "with_replacement":
+        if num_maps == 0:
+            raise InputError("the split has no label maps")
+        per = int(proto["fid_samples_per_mask"])
+        if n < per:
+            raise InputError(f"{n} images cannot hold one draw of {per} samples per mask")
+        map_of_image = fid_mask_draw(proto, n, num_maps)
+        draw = {"rule": "with_replacement", "seed": int(proto["fid_mask_seed"]), "samples_per_mask": per,
+                "maps": map_of_image[::per]}
+        return drawn_items(map_of_image), draw
+    return plan_items(num_maps, n, repeats, maps), None
 
 
 def setting_name(variant: str, mu: float, diversity: bool) -> str:

@@ -21,14 +21,15 @@ import torch
 from ..config.benchmark import load_benchmark
 from ..datasets import open_benchmark_split
 from ..errors import InputError
+from ..models.conditioning import condition_palette
 from ..models.pipeline import load_pipeline
 from ..priors.for_benchmark import benchmark_prior
 from ..utils.files import atomic_dir
 from ..utils.sharding import shard_bounds
 from ..utils.torch_state import default_device
-from .denoise import sample_images
-from .plan import check_scaling_factor, plan_items, read_paired_latents, setting_name
-from .schedule import denoising_steps, run_timesteps
+from .denoise import is_standard_normal, sample_images
+from .plan import benchmark_items, check_scaling_factor, read_paired_latents, setting_name
+from .schedule import run_timesteps, start_plan
 from ..utils.seeds import image_generators
 from .speed import DEFAULT as DEFAULT_SPEED
 from .speed import apply as apply_speed_options
@@ -65,7 +66,7 @@ def generate_shard(req: GenerationRequest) -> dict:
     bench = load_benchmark(req.benchmark)
     ds = open_benchmark_split(bench, req.split)
     diversity = req.repeats is not None
-    items = plan_items(len(ds), req.num_images or int(bench["counts"]["fid_samples"]), req.repeats, req.maps)
+    items, draw = benchmark_items(bench, len(ds), req.num_images, req.repeats, req.maps)
     start, stop = shard_bounds(len(items), req.shard, req.num_shards)
     items = items[start:stop]
 
@@ -73,17 +74,21 @@ def generate_shard(req: GenerationRequest) -> dict:
     if prior.requires_latents and not req.latents:
         raise InputError(f"the {req.variant!r} prior needs the paired val latents: pass --latents (encode-latents)")
     sampling_cfg = bench["sampling"]
-    steps, guidance = int(sampling_cfg["ddim_steps"]), float(sampling_cfg["guidance_scale"])
-    steps_run = denoising_steps(req.mu, steps)  # validates mu before any model is loaded
+    proto = bench.protocol
+    steps, guidance = int(proto["ddim_steps"]), float(proto["guidance_scale"])
+    plan = start_plan(req.mu, steps, proto["start_rule"], normal=is_standard_normal(prior),
+                      normal_start=proto["normal_prior_start"])  # validates mu before any model is loaded
+    prompt = (proto["inference_prompt"] or bench["prompt"]) + proto["prompt_suffix"]
     batch_size = int(req.batch_size or sampling_cfg["batch_size"])
     base_seed = int(sampling_cfg.get("seed", 0))
     setting = setting_name(req.variant, req.mu, diversity)
     classes = ds.classes
+    palette = condition_palette(bench["dataset"]["kind"], classes.palette, proto["condition_colours"])
     device = req.device or default_device()
     pipe = apply_speed_options(load_pipeline(req.base, req.controlnet, device=device), req.speed)
     check_scaling_factor(str(req.prior), prior.provenance.get("scaling_factor"), pipe.vae)
     paired = read_paired_latents(req.latents, pipe.vae) if prior.requires_latents else None
-    timesteps = run_timesteps(pipe.scheduler, req.mu, steps).tolist()
+    timesteps = run_timesteps(pipe.scheduler, req.mu, steps, plan).tolist()
 
     with atomic_dir(req.out) as tmp:
         for lo in range(0, len(items), batch_size):
@@ -99,10 +104,11 @@ def generate_shard(req: GenerationRequest) -> dict:
                 latents = torch.stack([paired[n] for n in map_names])
             images = sample_images(
                 pipe, prior, masks,
-                palette=classes.palette, ignore_index=classes.ignore_index,
-                mu=req.mu, num_steps=steps, prompt=bench["prompt"], guidance_scale=guidance,
+                palette=palette, ignore_index=classes.ignore_index,
+                mu=req.mu, num_steps=steps, prompt=prompt, guidance_scale=guidance,
                 generators=image_generators(setting, [i.seed_index for i in batch], base_seed),
-                latents=latents,
+                latents=latents, start_rule=proto["start_rule"], normal_start=proto["normal_prior_start"],
+                negative_prompt=proto["negative_prompt"], eta=proto["ddim_eta"],
             )
             for item, name, image in zip(batch, map_names, images):
                 Image.fromarray(image).save(tmp / item.file_name(name))
@@ -110,8 +116,9 @@ def generate_shard(req: GenerationRequest) -> dict:
             print(f"{done}/{len(items)} images, {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
         record = {
             "benchmark": bench.name, "variant": req.variant, "mu": req.mu, "setting": setting,
-            "ddim_steps": steps, "steps_run": steps_run, "timesteps": timesteps,
-            "guidance_scale": guidance, "prompt": bench["prompt"], "base_seed": base_seed,
+            "ddim_steps": steps, "steps_run": plan.steps, "timesteps": timesteps, "noise_step": plan.noise_step,
+            "guidance_scale": guidance, "prompt": prompt, "negative_prompt": proto["negative_prompt"],
+            "eta": proto["ddim_eta"], "base_seed": base_seed, "protocol_hash": proto.hash, "mask_draw": draw,
             "shard": [req.shard, req.num_shards], "items": [start, stop], "num_images": len(items),
             "prior": req.prior, "base": str(req.base), "controlnet": str(req.controlnet),
             "device": device, "dtype": str(pipe.unet.dtype), "speed": req.speed, "wall_s": round(time.time() - t0, 2),

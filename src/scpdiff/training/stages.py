@@ -22,9 +22,20 @@ from ..utils.torch_state import seeded
 from .loop import LoopConfig, LoopResult, run_training
 
 
+# ControlNet fine-tuning settings that are protocol knobs (docs/protocol.md): knob -> LoopConfig field
+PROTOCOL_TRAINING = {"training_mixed_precision": "mixed_precision", "training_weight_decay": "weight_decay",
+                     "training_grad_clip": "max_grad_norm"}
+
+
 def stage_config(bench: Benchmark, stage: str, cls: type[LoopConfig], **overrides) -> LoopConfig:
-    values = (bench.get("training") or {}).get(stage)
-    return cls.from_mapping(values, source=f"{bench.path or bench.name}: training.{stage}", **overrides)
+    values = dict((bench.get("training") or {}).get(stage) or {})
+    source = f"{bench.path or bench.name}: training.{stage}"
+    if stage == "controlnet":
+        for knob, name in PROTOCOL_TRAINING.items():
+            if name in values:
+                raise ConfigError(f"{source}: {name} is the protocol knob `protocol: {knob}` (docs/protocol.md)")
+            values[name] = bench.protocol[knob]
+    return cls.from_mapping(values, source=source, **overrides)
 
 
 def state_dir_for(out: str | os.PathLike) -> Path:
@@ -138,6 +149,7 @@ def train_base(bench: Benchmark, vae_dir, out, resume=True, stop_after=None, kee
 
 def train_controlnet(bench: Benchmark, base_dir, out, resume=True, stop_after=None, keep_state=False, **overrides) -> LoopResult:
     from .components import load_base_components
+    from ..models.conditioning import condition_palette
     from ..models.controlnet import controlnet_from_unet
     from .controlnet import ControlNetTask, ControlNetTrainConfig, save_finetuned
 
@@ -158,9 +170,9 @@ def train_controlnet(bench: Benchmark, base_dir, out, resume=True, stop_after=No
         parts["vae"],
         parts["text_encoder"],
         parts["tokenizer"],
-        bench["prompt"],
+        bench.protocol["training_prompt"] or bench["prompt"],  # official: with a full stop (docs/protocol.md)
         parts["scheduler_config"],
-        dataset.classes.palette,
+        condition_palette(bench["dataset"]["kind"], dataset.classes.palette, bench.protocol["condition_colours"]),
         dataset.classes.ignore_index,
         unlock_decoder=cfg.unlock_decoder,
         prompt_dropout=cfg.prompt_dropout,
