@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "train-controlnet": "train_controlnet",
     "train-segmenter": "train_segmenter",
     "import-controlnet": "import_controlnet",
+    "import-priors": "import_priors",
     "encode-latents": "encode_latents",
     "fit-prior": "fit_prior",
     "merge-priors": "merge_priors",

@@ -30,6 +30,10 @@ PRIORS: Registry[type] = Registry("prior variant", {
     "categorical": "scpdiff.priors.categorical",  # Eq. 7
     "joint": "scpdiff.priors.joint",          # Eq. 8, SCP-Diff
     "oracle": "scpdiff.priors.oracle",        # Eq. 4, the paired real latent
+    # the authors' released statistics (scpdiff import-priors)
+    "official_spatial": "scpdiff.priors.official",
+    "official_categorical": "scpdiff.priors.official",
+    "official_joint": "scpdiff.priors.official",
 })
 T = TypeVar("T", bound=type)
 
