@@ -19,17 +19,9 @@ CONFIG = FIXTURE / "cldm_v21_tiny.yaml"
 
 @pytest.fixture(scope="module")
 def base_dir(tmp_path_factory):
-    """A tiny SD folder whose text-encoder config is the fixture's OpenCLIP tower read at its
-    penultimate block (open_clip_tiny.json: width 32, 2 heads, 2 blocks, 1000 tokens, exact GELU)."""
-    from transformers import CLIPTextConfig, CLIPTextModel
+    from fixtures.released import save_matching_base
 
-    from scpdiff.models.tiny import save_base, tiny_pipeline_components
-
-    parts = tiny_pipeline_components()
-    config = CLIPTextConfig(vocab_size=1000, hidden_size=32, intermediate_size=128, num_hidden_layers=1,
-                            num_attention_heads=2, max_position_embeddings=77, hidden_act="gelu", projection_dim=16)
-    parts["text_encoder"] = CLIPTextModel(config)
-    return save_base(tmp_path_factory.mktemp("base") / "sd", **parts)
+    return save_matching_base(tmp_path_factory.mktemp("base") / "sd")
 
 
 @pytest.fixture(scope="module")
@@ -53,16 +45,16 @@ def test_imported_pipeline_reproduces_the_official_model(imported, reference):
     ref = reference
     with torch.no_grad():
         context = pipe.text_encoder(ref["tokens"]).last_hidden_state
-        torch.testing.assert_close(context, ref["context"], rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(context, ref["context"], rtol=1e-5, atol=1e-5)
         down, mid = pipe.controlnet(ref["x_noisy"], ref["timestep"], encoder_hidden_states=ref["context"],
                                     controlnet_cond=ref["hint"], return_dict=False)
         eps = pipe.unet(ref["x_noisy"], ref["timestep"], encoder_hidden_states=ref["context"],
                         down_block_additional_residuals=down, mid_block_additional_residual=mid).sample
-        torch.testing.assert_close(eps, ref["eps"], rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(eps, ref["eps"], rtol=1e-5, atol=1e-5)
         decoded = pipe.vae.decode(ref["latent"] / pipe.vae.config.scaling_factor).sample
-        torch.testing.assert_close(decoded, ref["decoded"], rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(decoded, ref["decoded"], rtol=1e-5, atol=1e-5)
         encoded = pipe.vae.encode(ref["image"]).latent_dist.mode() * pipe.vae.config.scaling_factor
-        torch.testing.assert_close(encoded, ref["encoded"], rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(encoded, ref["encoded"], rtol=1e-5, atol=1e-5)
 
 
 def test_command_reads_a_trusted_pickle_and_refuses_an_untrusted_one(base_dir, tmp_path, capsys):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import pytest
+import yaml
 
 from scpdiff.config.benchmark import load_benchmark
 from test_workflow_dryrun import _real_config, dry_run
@@ -59,3 +60,31 @@ def test_released_benchmarks_carry_the_papers_table1():
         assert set(table["values"]) == set(load_benchmark(name)["priors"])
         for prior, (miou, acc, fid) in rows.items():
             assert table["values"][prior] == {"miou": miou, "acc": acc, "fid": fid}
+
+
+def test_a_tiny_release_generates_through_the_dag(tmp_path):
+    """The smoke benchmark with the tiny official-format checkpoint and official statistics in place
+    of training and fitting: the DAG imports both and generates a shard with the joint prior."""
+    from fixtures.released import CHECKPOINT, ORIGINAL_CONFIG, save_matching_base, write_official_statistics
+    from test_workflow_dryrun import REPO, snakemake
+
+    base = save_matching_base(tmp_path / "models" / "sd")
+    stats = write_official_statistics(tmp_path / "stats", "tiny", 8, 16, slots=[*range(9), 255])
+    (tmp_path / "smoke_released.yaml").write_text(yaml.safe_dump({
+        "extends": str(REPO / "benchmarks" / "smoke.yaml"),
+        "name": "smoke_released",
+        "dataset": {"root": str(tmp_path / "data")},
+        "models": {"base": str(base), "controlnet_checkpoint": str(CHECKPOINT), "original_config": str(ORIGINAL_CONFIG)},
+        "priors_from": {"official_stats": str(stats), "name": "tiny", "trust_pickle": True},
+        "priors": ["normal", "official_joint"],
+        "mu": {"oracle_grid": []},
+    }))
+    target = "work/smoke_released/samples/official_joint/mu0.85/fid/0000"
+    res = snakemake(tmp_path / "run", {"benchmarks": [str(tmp_path / "smoke_released.yaml")]}, "--cores", "1", target,
+                    timeout=900)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    log = res.stdout + res.stderr
+    assert "rule import_controlnet" in log and "rule import_priors" in log
+    assert "rule train_controlnet" not in log and "rule fit_prior" not in log and "rule encode_latents" not in log
+    shard = tmp_path / "run" / target
+    assert len(list(shard.glob("*.png"))) == 8 and (shard / "generation.json").is_file()
