@@ -98,3 +98,19 @@ def test_refuses_a_checkpoint_that_does_not_match(base_dir, tmp_path):
     save_file({k: v for k, v in state.items() if k.startswith("first_stage_model.")}, str(only_vae))
     with pytest.raises(InputError, match=r"no model\.diffusion_model\.\*"):
         import_controlnet(only_vae, base_dir, tmp_path / "out", original_config=CONFIG)
+
+
+def test_refuses_a_base_with_another_noise_schedule(base_dir, tmp_path):
+    import json
+    import shutil
+
+    from scpdiff.errors import InputError
+    from scpdiff.models.ldm_import import import_controlnet
+
+    other = tmp_path / "v-base"
+    shutil.copytree(base_dir, other)
+    config = other / "scheduler" / "scheduler_config.json"
+    config.write_text(json.dumps(dict(json.loads(config.read_text()), prediction_type="v_prediction")))
+    with pytest.raises(InputError, match="prediction_type='v_prediction' vs cldm_v21's epsilon"):
+        import_controlnet(CKPT, other, tmp_path / "out", original_config=CONFIG)
+    assert not (tmp_path / "out").exists()
