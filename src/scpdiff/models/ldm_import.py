@@ -291,9 +291,12 @@ def convert_components(state: Mapping, original_config: Mapping, base_dir: Path,
             f"tensors among its {len(state)} keys"
         )
     configs = diffusers_configs(original_config)
-    unet_state = convert_ldm_unet_checkpoint(dict(state), configs["unet"])
-    controlnet_state = convert_controlnet_checkpoint(dict(state), configs["controlnet"])
-    vae_state = convert_ldm_vae_checkpoint(dict(state), configs["vae"])
+    try:
+        unet_state = convert_ldm_unet_checkpoint(dict(state), configs["unet"])
+        controlnet_state = convert_controlnet_checkpoint(dict(state), configs["controlnet"])
+        vae_state = convert_ldm_vae_checkpoint(dict(state), configs["vae"])
+    except (KeyError, IndexError, AttributeError, RuntimeError) as exc:  # a layout the converters do not know
+        raise InputError(f"{where}: diffusers' checkpoint converters cannot map it: {type(exc).__name__}: {exc}") from exc
     return {
         "unet": _build(lambda: UNet2DConditionModel(**configs["unet"]), unet_state, "unet", where),
         "controlnet": _build(lambda: ControlNetModel(**configs["controlnet"]), controlnet_state, "controlnet", where),
