@@ -21,6 +21,8 @@ COMMANDS: dict[str, str] = {
     "train-base": "train_base",
     "train-controlnet": "train_controlnet",
     "train-segmenter": "train_segmenter",
+    "import-controlnet": "import_controlnet",
+    "import-priors": "import_priors",
     "encode-latents": "encode_latents",
     "fit-prior": "fit_prior",
     "merge-priors": "merge_priors",

@@ -183,14 +183,21 @@ def data_index(wildcards):
     return f"{WORK}/{wildcards.bench}/data/index.json"
 
 
+def released_dir(bench):
+    """The imported release (models.controlnet_checkpoint): one folder is base and ControlNet."""
+    return f"{WORK}/{bench.name}/models/released" if bench["models"].get("controlnet_checkpoint") else None
+
+
 def base_dir(wildcards):
     bench = BENCH[wildcards.bench]
+    if released_dir(bench):
+        return released_dir(bench)
     return f"{WORK}/{bench.name}/models/base" if bench.is_toy else bench["models"]["base"]
 
 
 def controlnet_dir(wildcards):
     bench = BENCH[wildcards.bench]
-    return bench["models"].get("controlnet") or f"{WORK}/{bench.name}/models/controlnet"
+    return released_dir(bench) or bench["models"].get("controlnet") or f"{WORK}/{bench.name}/models/controlnet"
 
 
 def segmenter_checkpoint(wildcards):
@@ -312,6 +319,41 @@ def samples_grid_inputs(wildcards):
         "index": data_index(wildcards),
         "shards": [sample_shards(b, p, mu, "fid")[0] for p in table_priors(b)],
     }
+
+
+def release_inputs(wildcards):
+    """The released checkpoint to import (models.controlnet_checkpoint) and the base it completes."""
+    bench = BENCH[wildcards.bench]
+    models = bench["models"]
+    inputs = {"checkpoint": models["controlnet_checkpoint"]}
+    # the toy base is trained in the DAG; a real one is a folder on disk
+    inputs["base"] = f"{WORK}/{bench.name}/models/base" if bench.is_toy else models["base"]
+    if models.get("original_config"):
+        inputs["original_config"] = models["original_config"]
+    return inputs
+
+
+def release_options(wildcards, input):
+    models = BENCH[wildcards.bench]["models"]
+    opts = ["--trust-pickle"] if models.get("trust_pickle") else []
+    if "original_config" in input.keys():
+        opts.append(f"--original-config {input.original_config}")
+    return " ".join(opts)
+
+
+def official_stats_files(wildcards):
+    """The released statistics (priors_from) the official_* priors are imported from."""
+    from scpdiff.priors.official import OFFICIAL_FILES
+
+    source = BENCH[wildcards.bench].get("priors_from")
+    if not source:
+        raise WorkflowError(f"benchmark {wildcards.bench}: the official_* priors need priors_from: {{official_stats, name}}")
+    return [os.path.join(source["official_stats"], f.format(name=source["name"])) for f in OFFICIAL_FILES.values()]
+
+
+def official_stats_options(wildcards):
+    source = BENCH[wildcards.bench]["priors_from"]
+    return f"--name {source['name']}" + (" --trust-pickle" if source.get("trust_pickle") else "")
 
 
 # --------------------------------------------------------------------------- targets

@@ -90,3 +90,24 @@ rule train_controlnet:
         # scpdiff.training.launcher: accelerate with one process per GPU when the job has several
         "{params.launch} --gpus {resources.gpu} -- train-controlnet --benchmark {params.bench} --base {input.base}"
         " --out {output} --resume auto > {log} 2>&1"
+
+
+rule import_controlnet:
+    """The authors' released ControlNet (models.controlnet_checkpoint) instead of fine-tuning."""
+    input:
+        unpack(release_inputs),
+    output:
+        directory(f"{WORK}/{{bench}}/models/released"),
+    params:
+        cmd=SCPDIFF,
+        options=release_options,
+    log:
+        log_path("import_controlnet"),
+    threads: 1
+    resources:
+        **resources_for("merge_priors"),
+    conda:
+        ENV
+    shell:
+        "{params.cmd} import-controlnet {input.checkpoint} --base {input.base} --out {output}"
+        " {params.options} > {log} 2>&1"

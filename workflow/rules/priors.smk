@@ -72,3 +72,33 @@ rule merge_priors:
         ENV
     shell:
         "{params.cmd} merge-priors --out {output} {input} > {log} 2>&1"
+
+
+rule import_priors:
+    """The authors' released statistics (priors_from) as the official_* priors: no encoding or fitting."""
+    input:
+        official_stats_files,
+    output:
+        f"{WORK}/{{bench}}/priors/official_spatial.safetensors",
+        f"{WORK}/{{bench}}/priors/official_categorical.safetensors",
+        f"{WORK}/{{bench}}/priors/official_joint.safetensors",
+    params:
+        cmd=SCPDIFF,
+        bench=bench_yaml,
+        options=official_stats_options,
+        stats=lambda w: BENCH[w.bench]["priors_from"]["official_stats"],
+        folder=lambda w: f"{WORK}/{w.bench}/priors",
+        settings=digest("priors_from", "prior_options"),
+    log:
+        log_path("import_priors"),
+    threads: 1
+    resources:
+        **resources_for("merge_priors"),
+    conda:
+        ENV
+    shell:
+        "{params.cmd} import-priors {params.stats} --benchmark {params.bench} {params.options}"
+        " --out {params.folder} > {log} 2>&1"
+
+
+ruleorder: import_priors > merge_priors

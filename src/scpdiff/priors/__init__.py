@@ -7,7 +7,9 @@
     x = prior.sample(masks, generator=g)   # float32 [B, 4, h, w]
 
 Variants: ``normal`` (N(0, I), the baseline), ``spatial`` (Eq. 5), ``categorical`` (Eq. 7),
-``joint`` (Eq. 8, SCP-Diff) and ``oracle`` (Eq. 4, the paired real latent). New variants:
+``joint`` (Eq. 8, SCP-Diff) and ``oracle`` (Eq. 4, the paired real latent); ``official_spatial``,
+``official_categorical`` and ``official_joint`` hold the authors' released statistics
+(:mod:`.official`, ``scpdiff import-priors``). New variants:
 see :mod:`scpdiff.priors.registry`. The file format: :mod:`.file_format`; a benchmark's priors
 (fitted on its latent shards, read back and checked): :mod:`.for_benchmark`.
 

@@ -33,6 +33,10 @@ PRIORS: Registry[type] = Registry("prior variant", {
     # the official code's statistics (protocol knobs categorical_statistic, joint_fallback)
     "categorical_one_token": "scpdiff.priors.official_statistics",
     "joint_empty_to_spatial": "scpdiff.priors.official_statistics",
+    # the authors' released statistics (scpdiff import-priors)
+    "official_spatial": "scpdiff.priors.official",
+    "official_categorical": "scpdiff.priors.official",
+    "official_joint": "scpdiff.priors.official",
 })
 T = TypeVar("T", bound=type)
 
