@@ -15,7 +15,8 @@ $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q $(TORCH_PINS)
-	$(BIN)/pip install -q -e '.[test,slurm]'
+	# the mmseg extra too: its tests are part of the suite (CI fails if they skip, .ci/run)
+	$(BIN)/pip install -q -e '.[test,slurm,mmseg]'
 	touch $@
 
 setup: $(BIN)/.installed

@@ -182,12 +182,13 @@ def test_uint8_resize_equals_pil_exactly(mode, resample):
             if th * tw > 1200 * 1200:
                 continue
             ref = np.asarray(Image.fromarray(img).resize((tw, th), resample))
-            ours = resize_uint8_like_pil(x.float(), (th, tw), mode)[0].permute(1, 2, 0).numpy()
+            ours = resize_uint8_like_pil(x.float(), (th, tw), mode, backend="torch")[0].permute(1, 2, 0).numpy()
             assert np.array_equal(ours, ref), (h, w, th, tw, np.abs(ours - ref).max(), (ours != ref).mean())
             checked += 1
     assert checked > 60
-    # uint8 in, uint8 out
-    assert resize_uint8_like_pil(x, (10, 20), mode).dtype == torch.uint8
+    # uint8 in, uint8 out, whichever backend
+    for backend in ("torch", "pillow"):
+        assert resize_uint8_like_pil(x, (10, 20), mode, backend=backend).dtype == torch.uint8
 
 
 @pytest.mark.parametrize("mode, resample", FILTERS)
@@ -197,7 +198,7 @@ def test_float_resize_equals_pil_exactly(mode, resample):
         a = (np.random.default_rng(h + w).normal(size=(2, h, w)) * 50).astype(np.float32)
         for th, tw in _targets(h, w):
             ref = np.stack([np.asarray(Image.fromarray(c, mode="F").resize((tw, th), resample)) for c in a])
-            ours = resize_float_like_pil(torch.from_numpy(a)[None], (th, tw), mode)[0].numpy()
+            ours = resize_float_like_pil(torch.from_numpy(a)[None], (th, tw), mode, backend="torch")[0].numpy()
             assert np.array_equal(ours, ref), (h, w, th, tw, np.abs(ours - ref).max())
 
 
@@ -208,12 +209,24 @@ def test_resize_torch_antialias_is_not_pil():
     ref = np.asarray(Image.fromarray(img).resize((640, 320), Image.BILINEAR)).transpose(2, 0, 1)
     torch_way = torch.nn.functional.interpolate(x, (320, 640), mode="bilinear", antialias=True)
     assert (torch_way[0].add(0.5).floor().clamp(0, 255).numpy() != ref).any()
-    assert np.array_equal(resize_uint8_like_pil(x, (320, 640), "bilinear")[0].numpy(), ref)
+    for backend in ("torch", "pillow"):
+        assert np.array_equal(resize_uint8_like_pil(x, (320, 640), "bilinear", backend=backend)[0].numpy(), ref)
 
 
-def test_resize_rejects_unknown_filter():
+def test_resize_backends_agree_on_batches():
+    # the Pillow backend (auto on the CPU) and the port on [B, C, H, W] batches of both kinds
+    x = torch.from_numpy(np.stack([_scene(30, 44, s) for s in (1, 2)])).permute(0, 3, 1, 2).float()
+    f = torch.randn(2, 5, 30, 44) * 30
+    for size in [(45, 66), (17, 23)]:
+        assert torch.equal(resize_uint8_like_pil(x, size, "bicubic"), resize_uint8_like_pil(x, size, "bicubic", backend="torch"))
+        assert torch.equal(resize_float_like_pil(f, size, "bilinear"), resize_float_like_pil(f, size, "bilinear", backend="torch"))
+
+
+def test_resize_rejects_unknown_filter_and_backend():
     with pytest.raises(InputError, match="nearest"):
         resize_uint8_like_pil(torch.zeros(1, 3, 4, 4), (2, 2), "nearest")
+    with pytest.raises(InputError, match="backend 'cv2'"):
+        resize_float_like_pil(torch.zeros(1, 3, 4, 4), (2, 2), "bilinear", backend="cv2")
 
 
 # ------------------------------------------------------------------ normalisation and layout
