@@ -449,3 +449,27 @@ def test_predict_runs_without_tf32_and_restores_the_flags():
         assert seen == [(False, False)] and torch.backends.cudnn.allow_tf32 is True
     finally:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
+
+
+@torch.no_grad()
+def test_upernet_normalization_option():
+    seen = []
+
+    class Spy(_ToyUPerNet):
+        def forward(self, x):
+            seen.append(x.clone())
+            return super().forward(x)
+
+    img = _images(1, 20, 28, seed=5)
+    x = img.permute(0, 3, 1, 2).float()
+    rgb = upernet.UPerNetSegmenter(Spy(), img_sizes=(40,), img_max_size=100)
+    bgr = upernet.UPerNetSegmenter(Spy(), img_sizes=(40,), img_max_size=100, normalization="caffe_bgr")
+    assert rgb.options == {"normalization": "imagenet_rgb"} and bgr.options == {"normalization": "caffe_bgr"}
+    rgb.score_maps(x), bgr.score_maps(x)
+    resized = resize_uint8_like_pil(x, (64, 64), "bilinear")  # 20x28 at short side 40 -> 40x56 -> /32
+    # CSAIL before PR #190: OpenCV BGR, float32, minus [102.9801, 115.9465, 122.7717], std 1
+    expected = resized.flip(1) - torch.tensor([102.9801, 115.9465, 122.7717]).view(1, 3, 1, 1)
+    assert torch.equal(seen[1], expected) and seen[1].is_contiguous()
+    assert not torch.allclose(seen[0], seen[1])
+    with pytest.raises(InputError, match="normalization 'bgr'"):
+        upernet.UPerNetSegmenter(Spy(), normalization="bgr")

@@ -29,6 +29,9 @@ def register_segmenter(name: str):
     return SEGMENTERS.register(name)
 
 
+# The routes other than plain torch: a loader f(kind, checkpoint, device="cpu", **recipe_options)
+# per backend, imported on first use (the mmseg one needs the extra).
+BACKEND_LOADERS: Registry[Callable] = Registry("segmenter backend", {"mmseg": "scpdiff.segmenters.mmseg_models"})
 BACKENDS = ("torch", "mmseg")
 
 
@@ -42,7 +45,5 @@ def load_segmenter(kind: str, checkpoint=None, device="cpu", backend: str = "tor
     if backend not in BACKENDS:
         raise ConfigError(f"segmenter backend {backend!r} is not one of {', '.join(BACKENDS)}")
     if backend == "mmseg" and kind != "mmseg_upernet_r101":
-        from .mmseg_models import load_through_mmseg
-
-        return load_through_mmseg(kind, checkpoint, device=device, **kwargs)
+        return BACKEND_LOADERS.get("mmseg")(kind, checkpoint, device=device, **kwargs)
     return SEGMENTERS.get(kind)(checkpoint, device=device, **kwargs)

@@ -47,7 +47,7 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError, InputError
 from ..utils.torch_state import full_float32
-from . import register_segmenter
+from . import BACKEND_LOADERS, register_segmenter
 from .protocol import (
     ProtocolSegmenter,
     check_images,
@@ -341,6 +341,7 @@ class MMSegProtocolSegmenter:
         return f"{type(self).__name__}(name={self.name!r}, backend='mmseg', label_size={self.label_size})"
 
 
+@BACKEND_LOADERS.register("mmseg")
 def load_through_mmseg(kind: str, checkpoint=None, device: str = "cpu", **recipe_kwargs) -> MMSegProtocolSegmenter:
     """The ``mmseg`` backend of :func:`scpdiff.segmenters.load_segmenter` for a protocol segmenter.
 
