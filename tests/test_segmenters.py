@@ -25,12 +25,7 @@ from scpdiff.segmenters.protocol import MeanStdNormalize, clean_state_dict, mani
 MANIFESTS = Path(__file__).resolve().parents[1] / "segmenters"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _randomize(module: nn.Module, seed: int = 0) -> nn.Module:

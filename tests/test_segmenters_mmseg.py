@@ -29,12 +29,7 @@ from scpdiff.segmenters import load_segmenter  # noqa: E402
 from scpdiff.segmenters import mmseg_models as mm  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _randomize(module, seed=0):

@@ -26,12 +26,7 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures" / "upstream_segmenters"
 TOLERANCE = {"drn_d_105": 2.4e-4, "upernet_101": 1e-6, "deeplabv2": 1e-4}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _named(module: torch.nn.Module, keep=()) -> torch.nn.Module:
