@@ -11,11 +11,12 @@ TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 
 .PHONY: toy test setup weights clean-results
 
+# the mmseg extra is installed too: its tests are part of the suite (CI fails if they skip, .ci/run)
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q $(TORCH_PINS)
-	$(BIN)/pip install -q -e '.[test,slurm]'
+	$(BIN)/pip install -q -e '.[test,slurm,mmseg]'
 	touch $@
 
 setup: $(BIN)/.installed

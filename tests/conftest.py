@@ -62,3 +62,15 @@ def smoke_run(tmp_path_factory):
                         "--ignore-incomplete", timeout=3600)
     (workdir / "snakemake.log").write_text(res.stdout + res.stderr)
     return workdir
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Run the test on one torch CPU thread (restored afterwards): the segmenter fixtures were made
+    that way, and on a shared 2-core machine more threads only add contention."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

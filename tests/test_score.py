@@ -258,3 +258,39 @@ def test_match_images_names_and_samples(tmp_path):
     assert md("a").tolist() == [[0, 3], [255, 1]]
     with pytest.raises(InputError, match="single-channel"):
         md("rgb")
+
+
+def test_score_records_segmenter_route_and_options(toy, tmp_path, capsys, monkeypatch):
+    root, bench, items = toy
+    images = _palette_images(tmp_path / "gen", items)
+    base = ["score", "--images", str(images), "--benchmark", str(bench), "--split", "val", "--no-fid",
+            "--segmenter", PALETTE_SEG, "--device", "cpu"]
+    assert main(base + ["--out", str(tmp_path / "a.json")]) == 0
+    row = json.loads((tmp_path / "a.json").read_text())
+    assert row["segmenter"] == PALETTE_SEG and row["segmenter_backend"] == "torch" and row["segmenter_options"] == {}
+    assert row["provenance"]["segmenter"]["backend"] == "torch"
+    # --segmenter-backend mmseg reaches load_segmenter (a toy segmenter has no mmseg route: a clear error)
+    err = _err(capsys, base + ["--segmenter-backend", "mmseg", "--out", str(tmp_path / "b.json")])
+    assert "no mmseg route" in err and not (tmp_path / "b.json").exists()
+    # normalization is a named option of upernet_101 only
+    err = _err(capsys, base + ["--segmenter-normalization", "caffe_bgr", "--out", str(tmp_path / "c.json")])
+    assert "upernet_101 only" in err
+    # what the route and the options were is what the row says
+    import scpdiff.metrics.folder_score as fs
+
+    seen = {}
+
+    def fake_load(kind, checkpoint=None, device="cpu", backend="torch", **options):
+        seen.update(kind=kind, backend=backend, **options)
+        seg = _load_palette_segmenter(checkpoint)
+        seg.options = dict(options)
+        return seg
+
+    monkeypatch.setattr(fs, "load_segmenter", fake_load)
+    monkeypatch.setattr(fs, "_segmenter_route", lambda req, cfg, kind: (req.segmenter_backend, {"normalization": "caffe_bgr"}))
+    assert main(base + ["--segmenter-backend", "mmseg", "--out", str(tmp_path / "d.csv")]) == 0
+    import pandas as pd
+
+    df = pd.read_csv(tmp_path / "d.csv")
+    assert seen == {"kind": PALETTE_SEG, "backend": "mmseg", "normalization": "caffe_bgr"}
+    assert df["segmenter_backend"][0] == "mmseg" and json.loads(df["segmenter_options"][0]) == {"normalization": "caffe_bgr"}

@@ -19,22 +19,13 @@ from torch import nn
 from scpdiff.errors import InputError
 from scpdiff.segmenters import load_segmenter
 from scpdiff.segmenters import deeplabv2, drn, upernet
-from scpdiff.segmenters.protocol import (
-    clean_state_dict,
-    manifest_of,
-    resize_like_pil,
-    resize_uint8_like_pil,
-)
+from scpdiff.segmenters.pil_resize import resize_float_like_pil, resize_uint8_like_pil
+from scpdiff.segmenters.protocol import MeanStdNormalize, clean_state_dict, manifest_of, to_nchw_float
 
 MANIFESTS = Path(__file__).resolve().parents[1] / "segmenters"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _randomize(module: nn.Module, seed: int = 0) -> nn.Module:
@@ -157,32 +148,102 @@ def test_clean_state_dict_unwraps_strips_and_drops():
 
 # ------------------------------------------------------------------------ resizing against PIL
 
-
-def _pil_float_resize(a: np.ndarray, hw, resample) -> np.ndarray:
-    return np.array(Image.fromarray(a.astype(np.float32), mode="F").resize((hw[1], hw[0]), resample))
-
-
-@pytest.mark.parametrize("size", [(13, 29), (40, 70), (7, 11)])
-def test_float_bilinear_resize_matches_pil(size):
-    # fyu/drn's resize_4d_tensor: PIL BILINEAR on float ('F') images, up- and downscaling
-    a = np.random.default_rng(0).normal(size=(2, 20, 36)).astype(np.float32)
-    ours = resize_like_pil(torch.from_numpy(a)[None], size, "bilinear")[0].numpy()
-    ref = np.stack([_pil_float_resize(c, size, Image.BILINEAR) for c in a])
-    np.testing.assert_allclose(ours, ref, atol=1e-4)
+FILTERS = [("bicubic", Image.BICUBIC), ("bilinear", Image.BILINEAR)]
+# (H, W) sources: odd, tiny, one-pixel, the protocol sizes; targets by scale factor and by size
+SOURCES = [(20, 36), (13, 29), (7, 5), (1, 9), (37, 53), (256, 512)]
+SCALES = [0.5, 0.75, 1.25, 1.5, 1.75, 0.3, 2.6]
 
 
-@pytest.mark.parametrize("mode, resample", [("bicubic", Image.BICUBIC), ("bilinear", Image.BILINEAR)])
-@pytest.mark.parametrize("size", [(10, 18), (35, 63), (32, 64)])
-def test_uint8_resize_matches_pil_to_a_grey_level(mode, resample, size):
-    img = np.random.default_rng(1).integers(0, 256, size=(20, 36, 3), dtype=np.uint8)
-    img[5:12, 8:20] = 250  # flat patches and edges, as in real images
-    ref = np.array(Image.fromarray(img).resize((size[1], size[0]), resample)).astype(np.int16)
+def _targets(h, w):
+    out = {(max(int(h * s), 1), max(int(w * s), 1)) for s in SCALES}
+    return sorted(out | {(h, w + 1), (h + 3, w), (1, 1), (3 * h, 2 * w)})
+
+
+def _scene(h, w, seed):
+    """Noise over flat patches and hard edges: every rounding case appears somewhere."""
+    img = np.random.default_rng(seed).integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+    img[h // 4 : h // 2, w // 4 : w // 2] = 250
+    img[:, : w // 5] = 3
+    return img
+
+
+@pytest.mark.parametrize("mode, resample", FILTERS)
+def test_uint8_resize_equals_pil_exactly(mode, resample):
+    checked = 0
+    for h, w in SOURCES:
+        img = _scene(h, w, seed=h * w)
+        x = torch.from_numpy(img).permute(2, 0, 1)[None]
+        for th, tw in _targets(h, w):
+            if th * tw > 1200 * 1200:
+                continue
+            ref = np.asarray(Image.fromarray(img).resize((tw, th), resample))
+            ours = resize_uint8_like_pil(x.float(), (th, tw), mode, backend="torch")[0].permute(1, 2, 0).numpy()
+            assert np.array_equal(ours, ref), (h, w, th, tw, np.abs(ours - ref).max(), (ours != ref).mean())
+            checked += 1
+    assert checked > 60
+    # uint8 in, uint8 out, whichever backend
+    for backend in ("torch", "pillow"):
+        assert resize_uint8_like_pil(x, (10, 20), mode, backend=backend).dtype == torch.uint8
+
+
+@pytest.mark.parametrize("mode, resample", FILTERS)
+def test_float_resize_equals_pil_exactly(mode, resample):
+    # fyu/drn's resize_4d_tensor: PIL on float ('F') images, up- and downscaling
+    for h, w in SOURCES[:5]:
+        a = (np.random.default_rng(h + w).normal(size=(2, h, w)) * 50).astype(np.float32)
+        for th, tw in _targets(h, w):
+            ref = np.stack([np.asarray(Image.fromarray(c, mode="F").resize((tw, th), resample)) for c in a])
+            ours = resize_float_like_pil(torch.from_numpy(a)[None], (th, tw), mode, backend="torch")[0].numpy()
+            assert np.array_equal(ours, ref), (h, w, th, tw, np.abs(ours - ref).max())
+
+
+def test_resize_torch_antialias_is_not_pil():
+    # why the port exists: torch's antialiased kernels (float32 weights) miss PIL's roundings
+    img = _scene(256, 512, seed=3)
     x = torch.from_numpy(img).permute(2, 0, 1)[None].float()
-    ours = resize_uint8_like_pil(x, size, mode)[0].permute(1, 2, 0).numpy().astype(np.int16)
-    # noise images are the worst case: PIL's fixed-point weights vs torch's float32 ones flip a
-    # rounding on a few per cent of pixels per pass, rarely twice on the same pixel
-    assert np.abs(ours - ref).max() <= 2
-    assert np.abs(ours - ref).mean() < 0.1
+    ref = np.asarray(Image.fromarray(img).resize((640, 320), Image.BILINEAR)).transpose(2, 0, 1)
+    torch_way = torch.nn.functional.interpolate(x, (320, 640), mode="bilinear", antialias=True)
+    assert (torch_way[0].add(0.5).floor().clamp(0, 255).numpy() != ref).any()
+    for backend in ("torch", "pillow"):
+        assert np.array_equal(resize_uint8_like_pil(x, (320, 640), "bilinear", backend=backend)[0].numpy(), ref)
+
+
+def test_resize_backends_agree_on_batches():
+    # the Pillow backend (auto on the CPU) and the port on [B, C, H, W] batches of both kinds
+    x = torch.from_numpy(np.stack([_scene(30, 44, s) for s in (1, 2)])).permute(0, 3, 1, 2).float()
+    f = torch.randn(2, 5, 30, 44) * 30
+    for size in [(45, 66), (17, 23)]:
+        assert torch.equal(resize_uint8_like_pil(x, size, "bicubic"), resize_uint8_like_pil(x, size, "bicubic", backend="torch"))
+        assert torch.equal(resize_float_like_pil(f, size, "bilinear"), resize_float_like_pil(f, size, "bilinear", backend="torch"))
+
+
+def test_resize_rejects_unknown_filter_and_backend():
+    with pytest.raises(InputError, match="nearest"):
+        resize_uint8_like_pil(torch.zeros(1, 3, 4, 4), (2, 2), "nearest")
+    with pytest.raises(InputError, match="backend 'cv2'"):
+        resize_float_like_pil(torch.zeros(1, 3, 4, 4), (2, 2), "bilinear", backend="cv2")
+
+
+# ------------------------------------------------------------------ normalisation and layout
+
+
+def test_normalisation_is_upstream_order_in_float32():
+    img = _images(1, 16, 24, seed=8)
+    x = to_nchw_float(img)
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    ours = MeanStdNormalize(mean, std, torch.device("cpu"))(x)
+    # CSAIL img_transform: np.float32(img) / 255., then torchvision Normalize (float32 mean/std)
+    ref = img[0].numpy().astype(np.float32).transpose(2, 0, 1) / np.float32(255.0)
+    ref = (ref - np.array(mean, np.float32)[:, None, None]) / np.array(std, np.float32)[:, None, None]
+    assert ours.dtype == torch.float32 and np.array_equal(ours[0].numpy(), ref)
+    folded = (x - torch.tensor(mean).view(1, 3, 1, 1) * 255) / (torch.tensor(std).view(1, 3, 1, 1) * 255)
+    assert not torch.equal(folded, ours)  # the constants folded into 255*mean differ in the last bits
+
+
+def test_inputs_are_contiguous_nchw():
+    x = to_nchw_float(_images(2, 8, 12))
+    assert x.shape == (2, 3, 8, 12) and x.is_contiguous()
+    assert not x.is_contiguous(memory_format=torch.channels_last)
 
 
 # ---------------------------------------------------------------------- multi-scale recipes
@@ -206,12 +267,11 @@ class _ToyDRN(nn.Module):
 
 @torch.no_grad()
 def test_drn_recipe_sums_log_softmax_over_six_scales():
-    net = _ToyDRN().double()
+    net = _ToyDRN()
     seg = drn.DRNSegmenter(net, input_size=None)
-    seg.normalize.mean, seg.normalize.std = seg.normalize.mean.double(), seg.normalize.std.double()
     img = _images(1, 24, 40)
-    x = img.permute(0, 3, 1, 2).double()
-    ours = seg.score_maps(x)
+    x = img.permute(0, 3, 1, 2).float()
+    ours = seg.score_maps(x).double()
     # by hand: sizes (int(h*s), int(w*s)); Cityscapes mean/std of fyu/drn's info.json
     mean = torch.tensor([0.29010095242892997, 0.32808144844279574, 0.28696394422942517], dtype=torch.float64)
     std = torch.tensor([0.1829540508368939, 0.18656561047509476, 0.18447508988480435], dtype=torch.float64)
@@ -220,11 +280,11 @@ def test_drn_recipe_sums_log_softmax_over_six_scales():
     for s in (1.0, 0.5, 0.75, 1.25, 1.5, 1.75):
         hw = (int(24 * s), int(40 * s))
         sizes.append(hw)
-        xs = x if s == 1.0 else resize_uint8_like_pil(x, hw, "bicubic")
-        out = net(((xs / 255.0) - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1))
-        expected += resize_like_pil(out, (24, 40), "bilinear")
+        xs = (x if s == 1.0 else resize_uint8_like_pil(x, hw, "bicubic")).double()
+        out = net((((xs / 255.0) - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)).float())
+        expected += resize_float_like_pil(out, (24, 40), "bilinear").double()
     assert sizes == [(24, 40), (12, 20), (18, 30), (30, 50), (36, 60), (42, 70)]
-    torch.testing.assert_close(ours, expected, rtol=0, atol=1e-5)  # float32 mean/std constants
+    torch.testing.assert_close(ours, expected, rtol=0, atol=1e-4)  # float32 normalisation and sums
     # a sum of six log-probabilities is at most 0 and its exp is not a distribution
     assert float(ours.max()) <= 0 and not torch.allclose(ours.exp().sum(1), torch.ones(1, 24, 40, dtype=torch.float64))
 
@@ -384,3 +444,27 @@ def test_predict_runs_without_tf32_and_restores_the_flags():
         assert seen == [(False, False)] and torch.backends.cudnn.allow_tf32 is True
     finally:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
+
+
+@torch.no_grad()
+def test_upernet_normalization_option():
+    seen = []
+
+    class Spy(_ToyUPerNet):
+        def forward(self, x):
+            seen.append(x.clone())
+            return super().forward(x)
+
+    img = _images(1, 20, 28, seed=5)
+    x = img.permute(0, 3, 1, 2).float()
+    rgb = upernet.UPerNetSegmenter(Spy(), img_sizes=(40,), img_max_size=100)
+    bgr = upernet.UPerNetSegmenter(Spy(), img_sizes=(40,), img_max_size=100, normalization="caffe_bgr")
+    assert rgb.options == {"normalization": "imagenet_rgb"} and bgr.options == {"normalization": "caffe_bgr"}
+    rgb.score_maps(x), bgr.score_maps(x)
+    resized = resize_uint8_like_pil(x, (64, 64), "bilinear")  # 20x28 at short side 40 -> 40x56 -> /32
+    # CSAIL before PR #190: OpenCV BGR, float32, minus [102.9801, 115.9465, 122.7717], std 1
+    expected = resized.flip(1) - torch.tensor([102.9801, 115.9465, 122.7717]).view(1, 3, 1, 1)
+    assert torch.equal(seen[1], expected) and seen[1].is_contiguous()
+    assert not torch.allclose(seen[0], seen[1])
+    with pytest.raises(InputError, match="normalization 'bgr'"):
+        upernet.UPerNetSegmenter(Spy(), normalization="bgr")

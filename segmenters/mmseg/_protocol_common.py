@@ -1,5 +1,7 @@
 # Shared pieces of the OASIS-protocol mmseg configs (scpdiff's optional mmseg extra).
 # The recipes normalise by themselves: the preprocessor only converts mmcv's BGR loading to RGB.
+# Pipelines resize with ProtocolResize (scpdiff.segmenters.mmseg_models): Pillow-exact BICUBIC,
+# the same pixels as the plain-torch route, not mmcv's OpenCV-bilinear Resize.
 default_scope = "mmseg"
 custom_imports = dict(imports=["scpdiff.segmenters.mmseg_models"], allow_failed_imports=False)
 data_preprocessor = dict(

@@ -10,7 +10,7 @@ model = dict(
 test_pipeline = [
     dict(type="LoadImageFromFile"),
     dict(type="LoadAnnotations"),  # stuffthingmaps: ids 0..181, 255 unlabeled
-    dict(type="Resize", scale=(256, 256), keep_ratio=False),  # the synthesis resolution
+    dict(type="ProtocolResize", scale=(256, 256)),  # the synthesis resolution
     dict(type="PackSegInputs"),
 ]
 test_dataloader = dict(

@@ -10,7 +10,7 @@ model = dict(
 test_pipeline = [
     dict(type="LoadImageFromFile"),
     dict(type="LoadAnnotations"),  # before Resize: the labels are downsampled (nearest) to 512x256
-    dict(type="Resize", scale=(512, 256), keep_ratio=False),
+    dict(type="ProtocolResize", scale=(512, 256)),
     dict(type="PackSegInputs"),
 ]
 test_dataloader = dict(

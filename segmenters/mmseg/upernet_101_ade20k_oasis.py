@@ -13,7 +13,7 @@ model = dict(
 test_pipeline = [
     dict(type="LoadImageFromFile"),
     dict(type="LoadAnnotations", reduce_zero_label=True),  # ADE class k -> train id k-1, 0 -> 255
-    dict(type="Resize", scale=(256, 256), keep_ratio=False),  # the synthesis resolution (512 for SCP-Diff)
+    dict(type="ProtocolResize", scale=(256, 256)),  # the synthesis resolution (512 for SCP-Diff)
     dict(type="PackSegInputs"),
 ]
 test_dataloader = dict(

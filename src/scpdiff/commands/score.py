@@ -6,6 +6,8 @@ import argparse
 
 from ..metrics.defaults import KID_SUBSETS, KID_SUBSET_SIZE, MIOU_AVERAGE, SUBSET_SEED
 from ..metrics.segmentation import MIOU_AVERAGES
+from ..segmenters import BACKENDS as SEGMENTER_BACKENDS
+from ..segmenters.upernet import NORMALIZATIONS as UPERNET_NORMALIZATIONS
 from ._metric_args import add_device_arguments, add_fid_resize_argument, resolve_device
 
 HELP = "score a folder of generated images (ours or another method's) with the paper's protocol"
@@ -21,6 +23,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ref-split", default="val", help="split of the real images for FID when --ref-stats is not given")
     p.add_argument("--segmenter", help="segmenter kind (default: the benchmark's)")
     p.add_argument("--segmenter-checkpoint", help="segmenter weights (default: the benchmark's segmenter.checkpoint)")
+    p.add_argument("--segmenter-backend", choices=SEGMENTER_BACKENDS,
+                   help="torch (plain modules) or mmseg (the same networks through mmsegmentation; the mmseg extra); "
+                        "default: the benchmark's segmenter.backend, else torch")
+    p.add_argument("--segmenter-normalization", choices=UPERNET_NORMALIZATIONS,
+                   help="upernet_101 only: input normalisation of the CSAIL weights (segmenters/upernet_101/README.md)")
     p.add_argument("--miou-average", choices=MIOU_AVERAGES,
                    help=f"mIoU averaging rule (default: the benchmark's segmenter.miou_average, else {MIOU_AVERAGE})")
     p.add_argument("--diversity", action="store_true", help="also mean pairwise LPIPS / MS-SSIM over {name}_{k} groups")
@@ -50,7 +57,8 @@ def run(args) -> int:
     row = score_images(ScoreRequest(
         images=args.images, benchmark=args.benchmark, out=args.out, options=options, split=args.split,
         masks=args.masks, ref_stats=args.ref_stats, ref_split=args.ref_split, segmenter=args.segmenter,
-        segmenter_checkpoint=args.segmenter_checkpoint, allow_subset=args.allow_subset, cache=args.cache,
+        segmenter_checkpoint=args.segmenter_checkpoint, segmenter_backend=args.segmenter_backend,
+        segmenter_normalization=args.segmenter_normalization, allow_subset=args.allow_subset, cache=args.cache,
     ))
     shown = {k: row[k] for k in ("fid", "kid", "miou", "pixel_accuracy", "lpips", "ms_ssim") if k in row}
     print(f"scored {row['num_images']} images: " + ", ".join(f"{k}={v:.4g}" for k, v in shown.items()) + f" -> {args.out}")

@@ -17,6 +17,7 @@ from typing import Sequence
 
 from ..config.benchmark import load_benchmark
 from ..datasets import class_info, open_benchmark_split
+from ..errors import ConfigError
 from ..segmenters import load_segmenter
 from ..utils.files import atomic_path, write_text_atomic
 from ..utils.hashing import sha256_tree
@@ -42,6 +43,8 @@ class ScoreRequest:
     ref_split: str = "val"
     segmenter: str | None = None
     segmenter_checkpoint: str | None = None
+    segmenter_backend: str | None = None  # None: the benchmark's segmenter.backend, else torch
+    segmenter_normalization: str | None = None  # upernet_101 only; None: the benchmark's, else the default
     allow_subset: bool = False
     cache: str | None = None
 
@@ -64,6 +67,18 @@ def _classes(bench, masks):
         if dataset is None:
             dataset = open_benchmark_split(bench, "val")
         return dataset.classes
+
+
+def _segmenter_route(req: "ScoreRequest", seg_cfg, kind: str) -> tuple[str, dict]:
+    """(backend, recipe options) from the request, else the benchmark's ``segmenter`` section."""
+    backend = req.segmenter_backend or seg_cfg.get("backend") or "torch"
+    # the benchmark's normalization belongs to its own segmenter, not to one given by --segmenter
+    normalization = req.segmenter_normalization or (seg_cfg.get("normalization") if kind == seg_cfg["kind"] else None)
+    if normalization is None:
+        return backend, {}
+    if kind != "upernet_101":
+        raise ConfigError(f"segmenter normalization {normalization!r} applies to upernet_101 only, not {kind!r}")
+    return backend, {"normalization": normalization}
 
 
 def _write(row: dict, provenance: dict, out: str) -> None:
@@ -117,8 +132,12 @@ def score_images(req: ScoreRequest) -> dict:
     if opts.segmentation:
         kind = req.segmenter or seg_cfg["kind"]
         checkpoint = req.segmenter_checkpoint or seg_cfg.get("checkpoint")
-        segmenter = load_segmenter(kind, checkpoint, device=device)
+        backend, recipe_options = _segmenter_route(req, seg_cfg, kind)
+        segmenter = load_segmenter(kind, checkpoint, device=device, backend=backend, **recipe_options)
+        used = {"segmenter": kind, "segmenter_backend": backend,
+                "segmenter_options": dict(getattr(segmenter, "options", None) or {})}
         provenance["segmenter"] = {"kind": kind, "name": getattr(segmenter, "name", kind), "checkpoint": checkpoint,
+                                   "backend": backend, "options": used["segmenter_options"],
                                    "sha256": sha256_tree(checkpoint) if checkpoint and Path(checkpoint).exists() else None}
     lpips_model = None
     if opts.diversity:
@@ -129,5 +148,7 @@ def score_images(req: ScoreRequest) -> dict:
                        segmenter=segmenter, masks=masks, num_classes=classes.num_classes,
                        ignore_index=classes.ignore_index, lpips_model=lpips_model)
     row["protocol_hash"] = bench.protocol.hash  # which protocol (scpdiff protocol) the row was scored under
+    if segmenter is not None:
+        row.update(used)  # which route and recipe options made the labels (issue 14, 21)
     _write(row, provenance, req.out)
     return row

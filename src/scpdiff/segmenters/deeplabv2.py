@@ -140,11 +140,16 @@ class DeepLabV2Segmenter(ProtocolSegmenter):
 
     def __init__(self, net: nn.Module, device: str | torch.device = "cpu", input_size: Sequence[int] | None = None):
         super().__init__(net, device, input_size)
-        self._mean_bgr = torch.tensor(MEAN_BGR, device=self.device).view(1, 3, 1, 1)
+        self._mean_bgr = torch.tensor(MEAN_BGR, dtype=torch.float64, device=self.device).view(1, 3, 1, 1)
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        """0..255 RGB -> BGR minus the Caffe mean."""
-        return x.flip(1) - self._mean_bgr
+        """0..255 RGB -> BGR minus the Caffe mean, contiguous float32.
+
+        kazuto1011's ``_BaseDataset.__getitem__`` (libs/datasets/base.py) subtracts the float64
+        ``np.array(mean_bgr)`` from the float32 image in place: numpy computes in float64 and
+        casts back, which float32 arithmetic misses on about half the values (3.8e-6).
+        """
+        return (x.flip(1).double() - self._mean_bgr).float().contiguous()
 
     def score_maps(self, images: torch.Tensor) -> torch.Tensor:
         logits = self.net(self.normalize(images))

@@ -25,10 +25,9 @@ from .protocol import (
     PublishedCheckpoint,
     load_strict,
     load_trusted_checkpoint,
-    resize_like_pil,
-    resize_uint8_like_pil,
     resolve_checkpoint,
 )
+from .pil_resize import resize_float_like_pil, resize_uint8_like_pil, scaled_size
 
 PUBLISHED = PublishedCheckpoint(
     filename="drn-d-105_ms_cityscapes.pth",
@@ -159,11 +158,13 @@ class DRNSegmenter(ProtocolSegmenter):
     def score_maps(self, images: torch.Tensor) -> torch.Tensor:
         h, w = images.shape[-2:]
         total = None
-        # fyu/drn: the image itself first, then its rescalings (PIL size is (int(w*s), int(h*s))).
+        # fyu/drn test_ms (segment.py:563): the image itself first, then its PIL-bicubic
+        # rescalings (SegListMS, segment.py:180); each output PIL-bilinear resized back
+        # (resize_4d_tensor, segment.py:527) and summed in that order in float32.
         for s in (1.0,) + self.scales:
-            x = images if s == 1.0 else resize_uint8_like_pil(images, (int(h * s), int(w * s)), "bicubic")
-            log_probs = self.net(self.normalize(x))
-            log_probs = resize_like_pil(log_probs, (h, w), "bilinear")
+            x = images if s == 1.0 else resize_uint8_like_pil(images, scaled_size((h, w), s), "bicubic")
+            log_probs = self.net(self.normalize(x).contiguous())
+            log_probs = resize_float_like_pil(log_probs, (h, w), "bilinear")
             total = log_probs if total is None else total + log_probs
         return total
 

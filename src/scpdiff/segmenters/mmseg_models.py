@@ -13,6 +13,14 @@ Importing this module imports mmseg and registers in its ``MODELS`` registry:
   Predictions come back at the size of the image the pipeline produced (``img_shape``), not
   resized to ``ori_shape``: the OASIS convention is to downsample the labels (nearest) to the
   scoring size, so the configs load annotations *before* resizing.
+* ``ProtocolResize``, a pipeline transform (mmseg ``TRANSFORMS``) that resizes images exactly
+  as the plain-torch route does (Pillow BICUBIC, :func:`.pil_resize.resize_uint8_like_pil`) and
+  label maps with Pillow NEAREST; the protocol configs use it instead of mmcv's ``Resize``
+  (OpenCV bilinear), so the two routes see the same pixels.
+* :func:`load_through_mmseg`, the ``mmseg`` backend of ``load_segmenter`` (``scpdiff score
+  --segmenter-backend mmseg``): the protocol segmentor built from its config in
+  ``segmenters/mmseg/`` and run through mmseg's ``test_step`` (data preprocessor, segmentor,
+  ``SegDataSample`` post-processing).
 * The stock mmseg ResNet-101-V1c UPerNet (``segmenters/mmseg/upernet_r101_ade20k_stock.py``) is
   a non-protocol option: not the network OASIS used, numbers are not comparable to the paper's.
   It is available to ``scpdiff score`` as segmenter kind ``mmseg_upernet_r101``.
@@ -33,12 +41,13 @@ import types
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError, InputError
 from ..utils.torch_state import full_float32
-from . import register_segmenter
+from . import BACKEND_LOADERS, register_segmenter
 from .protocol import (
     ProtocolSegmenter,
     check_images,
@@ -143,10 +152,12 @@ import_mmseg()
 
 from mmengine.structures import PixelData  # noqa: E402
 from mmseg.models.segmentors.base import BaseSegmentor  # noqa: E402
-from mmseg.registry import MODELS  # noqa: E402
+from mmcv.transforms import BaseTransform  # noqa: E402
+from mmseg.registry import MODELS, TRANSFORMS  # noqa: E402
 from mmseg.structures import SegDataSample  # noqa: E402
 
 from . import deeplabv2, drn, upernet  # noqa: E402
+from .pil_resize import resize_uint8_like_pil  # noqa: E402
 
 
 class _ProtocolSegmentor(BaseSegmentor):
@@ -242,6 +253,122 @@ class OASISDeepLabV2Segmentor(_ProtocolSegmentor):
 
 
 REGISTERED = ("OASISDRNSegmentor", "OASISUPerNetSegmentor", "OASISDeepLabV2Segmentor")
+
+
+@TRANSFORMS.register_module()
+class ProtocolResize(BaseTransform):
+    """Resize ``img`` (Pillow BICUBIC, bit-exact) and ``gt_seg_map`` (Pillow NEAREST) to ``scale``.
+
+    ``scale`` is (w, h) as in mmcv's ``Resize(keep_ratio=False)``. The image is resized as the
+    plain-torch route's ``ProtocolSegmenter.prepare`` resizes (same function), so both routes
+    score the same pixels; mmcv's ``Resize`` (OpenCV bilinear) would not.
+    """
+
+    def __init__(self, scale: Sequence[int]):
+        super().__init__()
+        self.scale = (int(scale[0]), int(scale[1]))
+
+    def transform(self, results: dict) -> dict:
+        from PIL import Image
+
+        w, h = self.scale
+        img = results["img"]
+        if img.shape[:2] != (h, w):
+            x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)
+            img = resize_uint8_like_pil(x, (h, w), "bicubic").permute(1, 2, 0).numpy()
+        results["img"] = img
+        results["img_shape"] = (h, w)
+        results["scale_factor"] = (w / results["ori_shape"][1], h / results["ori_shape"][0])
+        if results.get("gt_seg_map") is not None and results["gt_seg_map"].shape[:2] != (h, w):
+            results["gt_seg_map"] = np.asarray(Image.fromarray(results["gt_seg_map"]).resize((w, h), Image.NEAREST))
+        return results
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(scale={self.scale})"
+
+
+PROTOCOL_CONFIGS = {
+    "drn_d_105": "drn_d_105_cityscapes_oasis.py",
+    "upernet_101": "upernet_101_ade20k_oasis.py",
+    "deeplabv2": "deeplabv2_cocostuff164k_oasis.py",
+}
+
+
+class MMSegProtocolSegmenter:
+    """A protocol segmentor run through mmseg's ``test_step``, behind scpdiff's segmenter interface.
+
+    Images are resized to ``input_size`` (when set) exactly as the plain-torch route does, then
+    given to mmseg as its loading transform gives them (BGR ``[3, H, W]`` uint8) with their
+    ``SegDataSample``; the data preprocessor converts to RGB float, the segmentor runs the recipe,
+    and the labels are ``pred_sem_seg`` of mmseg's post-processing.
+    """
+
+    backend = "mmseg"
+
+    def __init__(self, model, name: str, input_size: Sequence[int] | None):
+        self.model = model
+        self.name = name
+        self.num_classes = model.recipe_class.num_classes
+        self.input_size = None if input_size is None else (int(input_size[0]), int(input_size[1]))
+
+    @property
+    def label_size(self) -> tuple[int, int] | None:
+        return self.input_size
+
+    @property
+    def options(self) -> dict:
+        return self.model.recipe(torch.device("cpu")).options
+
+    def output_size(self, image_size: Sequence[int]) -> tuple[int, int]:
+        return self.input_size if self.input_size is not None else (int(image_size[0]), int(image_size[1]))
+
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 RGB ``[B, H, W, 3]`` -> int64 ``[B, h, w]`` train ids at :meth:`output_size`."""
+        check_images(images)
+        x = images.permute(0, 3, 1, 2)
+        if self.input_size is not None and tuple(x.shape[-2:]) != self.input_size:
+            x = resize_uint8_like_pil(x, self.input_size, "bicubic")
+        h, w = x.shape[-2:]
+        samples = [SegDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w))) for _ in range(x.shape[0])]
+        data = {"inputs": [img.flip(0).contiguous() for img in x], "data_samples": samples}  # BGR, as loaded
+        with full_float32():
+            outputs = self.model.test_step(data)
+        labels = torch.stack([out.pred_sem_seg.data[0] for out in outputs])
+        return labels.to(device=images.device, dtype=torch.int64)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, backend='mmseg', label_size={self.label_size})"
+
+
+@BACKEND_LOADERS.register("mmseg")
+def load_through_mmseg(kind: str, checkpoint=None, device: str = "cpu", **recipe_kwargs) -> MMSegProtocolSegmenter:
+    """The ``mmseg`` backend of :func:`scpdiff.segmenters.load_segmenter` for a protocol segmenter.
+
+    ``recipe_kwargs`` are the plain-torch recipe's options (``scales``, ``img_sizes``,
+    ``normalization``, ``input_size``); the same defaults apply, so both routes score the same way.
+    """
+    if kind not in PROTOCOL_CONFIGS:
+        raise ConfigError(
+            f"segmenter {kind!r} has no mmseg route (backend 'mmseg' serves {', '.join(PROTOCOL_CONFIGS)})"
+        )
+    recipe_class = {"drn_d_105": drn.DRNSegmenter, "upernet_101": upernet.UPerNetSegmenter,
+                    "deeplabv2": deeplabv2.DeepLabV2Segmenter}[kind]
+    input_size = recipe_kwargs.pop("input_size", _default_input_size(recipe_class))
+    # resolved here so that a missing file is the same clear error as on the plain-torch route
+    if kind == "upernet_101":
+        checkpoint = upernet.resolve_checkpoints(checkpoint)[0].parent
+    else:
+        published = drn.PUBLISHED if kind == "drn_d_105" else deeplabv2.PUBLISHED
+        checkpoint = resolve_checkpoint(checkpoint, published, kind)
+    model = build_from_config(config_path(PROTOCOL_CONFIGS[kind]), checkpoint, device=device, model_overrides=recipe_kwargs)
+    return MMSegProtocolSegmenter(model, kind, input_size)
+
+
+def _default_input_size(recipe_class) -> tuple[int, int] | None:
+    import inspect
+
+    return inspect.signature(recipe_class.__init__).parameters["input_size"].default
 
 
 # ------------------------------------------------------------ configs and the stock model

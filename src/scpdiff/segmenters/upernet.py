@@ -37,9 +37,9 @@ from .protocol import (
     PublishedCheckpoint,
     load_strict,
     load_trusted_checkpoint,
-    resize_uint8_like_pil,
     resolve_checkpoint,
 )
+from .pil_resize import resize_uint8_like_pil
 
 _URL = "http://sceneparsing.csail.mit.edu/model/pytorch/ade20k-resnet101-upernet/"
 PUBLISHED_ENCODER = PublishedCheckpoint("encoder_epoch_50.pth", _URL + "encoder_epoch_50.pth")
@@ -47,6 +47,11 @@ PUBLISHED_DECODER = PublishedCheckpoint("decoder_epoch_50.pth", _URL + "decoder_
 NUM_CLASSES = 150
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# CSAIL before PR #190 (merged 2019-08-03, commit 215617d): OpenCV BGR 0..255 minus this mean
+# (dataset.py ``transforms.Normalize(mean=[102.9801, 115.9465, 122.7717], std=[1., 1., 1.])``).
+CAFFE_MEAN_BGR = (102.9801, 115.9465, 122.7717)
+NORMALIZATIONS = ("imagenet_rgb", "caffe_bgr")
+DEFAULT_NORMALIZATION = "imagenet_rgb"
 IMG_SIZES = (300, 375, 450, 525, 600)  # short sides of the five test scales
 IMG_MAX_SIZE = 1000
 PADDING_CONSTANT = 32
@@ -190,8 +195,28 @@ def scaled_input_size(image_size: Sequence[int], short_side: int, max_size: int 
     return ((th - 1) // pad + 1) * pad, ((tw - 1) // pad + 1) * pad
 
 
+class CaffeBGRNormalize:
+    """0..255 RGB -> BGR minus :data:`CAFFE_MEAN_BGR` in float32 (CSAIL before PR #190).
+
+    Only the normalisation of that code is reproduced: it also resized with OpenCV's
+    ``cv2.resize`` (INTER_LINEAR, no antialiasing) where this recipe keeps PIL bilinear.
+    """
+
+    def __init__(self, device: torch.device):
+        self.mean = torch.tensor(CAFFE_MEAN_BGR, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return (x.float().flip(1) - self.mean).contiguous()
+
+
 class UPerNetSegmenter(ProtocolSegmenter):
-    """CSAIL UPerNet-101 with CSAIL's five-scale test recipe (averaged softmax)."""
+    """CSAIL UPerNet-101 with CSAIL's five-scale test recipe (averaged softmax).
+
+    ``normalization``: ``"imagenet_rgb"`` (CSAIL since August 2019, the code at 8f27c9b:
+    ``(x/255 - mean) / std`` on RGB) or ``"caffe_bgr"`` (before PR #190: BGR 0..255 minus
+    [102.98, 115.95, 122.77]). Which one the published ``epoch_50`` files need is settled with
+    the real files (card: segmenters/upernet_101/README.md).
+    """
 
     name = "upernet_101"
     num_classes = NUM_CLASSES
@@ -204,12 +229,26 @@ class UPerNetSegmenter(ProtocolSegmenter):
         img_sizes: Sequence[int] = IMG_SIZES,
         img_max_size: int = IMG_MAX_SIZE,
         padding_constant: int = PADDING_CONSTANT,
+        normalization: str = DEFAULT_NORMALIZATION,
     ):
         super().__init__(net, device, input_size)
+        if normalization not in NORMALIZATIONS:
+            raise InputError(
+                f"upernet_101: normalization {normalization!r} is not one of {', '.join(NORMALIZATIONS)}"
+            )
+        self.normalization = normalization
         self.img_sizes = tuple(int(s) for s in img_sizes)
         self.img_max_size = int(img_max_size)
         self.padding_constant = int(padding_constant)
-        self.normalize = MeanStdNormalize(IMAGENET_MEAN, IMAGENET_STD, self.device)
+        if normalization == "caffe_bgr":
+            self.normalize = CaffeBGRNormalize(self.device)
+        else:
+            self.normalize = MeanStdNormalize(IMAGENET_MEAN, IMAGENET_STD, self.device)
+
+    @property
+    def options(self) -> dict:
+        """The recipe's named options, as ``scpdiff score`` records them."""
+        return {"normalization": self.normalization}
 
     def scaled_input_sizes(self, image_size: Sequence[int]) -> list[tuple[int, int]]:
         return [scaled_input_size(image_size, s, self.img_max_size, self.padding_constant) for s in self.img_sizes]
@@ -218,7 +257,8 @@ class UPerNetSegmenter(ProtocolSegmenter):
         seg_size = tuple(images.shape[-2:])
         total = None
         for size in self.scaled_input_sizes(seg_size):
-            x = self.normalize(resize_uint8_like_pil(images, size, "bilinear"))
+            # CSAIL ValDataset.__getitem__ (mit_semseg/dataset.py): PIL bilinear, then img_transform
+            x = self.normalize(resize_uint8_like_pil(images, size, "bilinear")).contiguous()
             logits = F.interpolate(self.net(x), seg_size, mode="bilinear", align_corners=False)
             probs = torch.softmax(logits, dim=1) / len(self.img_sizes)
             total = probs if total is None else total + probs
