@@ -28,9 +28,11 @@ COMMANDS: dict[str, str] = {
     "weights": "weights",
     "ref-stats": "ref_stats",
     "score": "score",
+    "collect-metrics": "collect_metrics",
     "tables": "tables",
     "plots": "plots",
     "validate-config": "validate_config",
+    "install-profiles": "install_profiles",
 }
 
 

@@ -282,24 +282,61 @@ def generate_options(wildcards, input):
     return " ".join(opts)
 
 
-def score_inputs(wildcards):
-    b = wildcards.bench
-    return {
-        "fid": [score_file(b, p, m, "fid") for p, m in fid_settings(b)],
-        "diversity": [score_file(b, p, m, "diversity") for p, m in diversity_settings(b)],
-    }
+# What each report product is made from, so that a single table or figure asks for no more
+# generation and scoring than it shows: "table1".."table3", "mu_sweep", "oracle", and "all"
+# (results/{bench}/metrics.csv, every scored setting).
+REPORT_PRODUCTS = ("table1", "table2", "table3", "mu_sweep", "oracle")
 
 
-def score_options(wildcards, input):
-    """``--score PRIOR MU FILE`` for every scored setting (the file names carry no meaning)."""
-    b = wildcards.bench
-    opts = [
-        f"--score {p} {m} {f}" for (p, m), f in zip(fid_settings(b), input.fid)
-    ] + [
-        f"--diversity-score {p} {m} {f}"
-        for (p, m), f in zip(diversity_settings(b), input.diversity)
-    ]
-    return " ".join(opts)
+def product_settings(b, product):
+    """(FID/mIoU settings, diversity settings) as (prior, mu) pairs that ``product`` needs."""
+    mu = fmt_mu(BENCH[b]["mu"]["table"])
+    fid = fid_settings(b)
+    if product in ("table1", "table2"):
+        return [(p, mu) for p in table_priors(b)], []
+    if product == "table3":
+        return [], diversity_settings(b)
+    if product == "mu_sweep":
+        return [(p, m) for p, m in fid if p != "oracle"], []
+    if product == "oracle":
+        return [(p, m) for p, m in fid if p == "oracle" or (p == "normal" and m == "1")], []
+    return fid, diversity_settings(b)
+
+
+def bench_products(b):
+    """The report products of benchmark ``b`` (the oracle figure only with an oracle grid)."""
+    return [p for p in REPORT_PRODUCTS if p != "oracle" or BENCH[b]["mu"].get("oracle_grid")]
+
+
+def product_metrics(b, product):
+    """The metrics CSV holding exactly the settings ``product`` needs (rule collect_metrics)."""
+    return f"{WORK}/{b}/metrics/{product}.csv"
+
+
+def score_inputs(product):
+    """``input: unpack(score_inputs("table1"))`` -- the score files of the product's settings."""
+
+    def _inputs(wildcards):
+        b = wildcards.bench
+        fid, diversity = product_settings(b, product or wildcards.product)
+        return {
+            "fid": [score_file(b, p, m, "fid") for p, m in fid],
+            "diversity": [score_file(b, p, m, "diversity") for p, m in diversity],
+        }
+
+    return _inputs
+
+
+def score_options(product):
+    """``--score PRIOR MU FILE`` for every setting of the product (the file names carry no meaning)."""
+
+    def _options(wildcards, input):
+        fid, diversity = product_settings(wildcards.bench, product or wildcards.product)
+        opts = [f"--score {p} {m} {f}" for (p, m), f in zip(fid, input.fid)]
+        opts += [f"--diversity-score {p} {m} {f}" for (p, m), f in zip(diversity, input.diversity)]
+        return " ".join(opts)
+
+    return _options
 
 
 def samples_grid_inputs(wildcards):
@@ -315,11 +352,14 @@ def samples_grid_inputs(wildcards):
 # --------------------------------------------------------------------------- targets
 
 
+TABLES = (1, 2, 3)
+
+
 def bench_results(b):
     bench = BENCH[b]
     r = f"{RESULTS}/{b}"
     out = [f"{r}/metrics.csv"]
-    out += [f"{r}/table{i}.{ext}" for i in (1, 2, 3) for ext in ("csv", "tex")]
+    out += [f"{r}/table{i}.{ext}" for i in TABLES for ext in ("csv", "tex")]
     out += [f"{r}/mu_sweep.{ext}" for ext in ("png", "pdf", "csv")]
     out += [f"{r}/samples.png"]
     if bench["mu"].get("oracle_grid"):
@@ -327,13 +367,13 @@ def bench_results(b):
     return out
 
 
-def summary_results():
-    r = f"{RESULTS}/summary"
-    return [f"{r}/table{i}.{ext}" for i in (1, 2, 3) for ext in ("csv", "tex")]
+def study_results():
+    """The paper's tables and the mu sweep over every configured benchmark (a column group, or a
+    column of panels, per benchmark)."""
+    out = [f"{RESULTS}/table{i}.{ext}" for i in TABLES for ext in ("csv", "tex")]
+    out += [f"{RESULTS}/mu_sweep.{ext}" for ext in ("png", "pdf", "csv")]
+    return out
 
 
 def all_targets():
-    out = [t for b in BENCH for t in bench_results(b)]
-    if len(BENCH) > 1:
-        out += summary_results()
-    return out
+    return [t for b in BENCH for t in bench_results(b)] + study_results()
