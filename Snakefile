@@ -21,6 +21,17 @@ configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"
+
+
+# The user's own rules (the config's `extra_rules`), e.g. a prior variant written as a rule.
+for _rule_file in EXTRA_RULES:
+
+    include: _rule_file
+
+
+check_priors()
+
+
 include: "workflow/rules/data.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/priors.smk"

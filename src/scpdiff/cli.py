@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "encode-latents": "encode_latents",
     "fit-prior": "fit_prior",
     "merge-priors": "merge_priors",
+    "scale-prior": "scale_prior",
     "generate": "generate",
     "weights": "weights",
     "ref-stats": "ref_stats",

@@ -12,13 +12,17 @@ import math
 import os
 
 from snakemake.exceptions import WorkflowError
+from snakemake.io import strip_wildcard_constraints
 
 from scpdiff.errors import ScpdiffError
-from scpdiff.priors import get_prior_class
+from scpdiff.priors import available, get_prior_class
 from scpdiff.config.workflow import (
     PLUGINS_ENV,
+    check_benchmark_priors,
     import_plugins,
     resolve_benchmarks,
+    resolve_extra_rules,
+    rule_made_priors,
     validate_workflow_config,
     write_resolved_benchmark,
 )
@@ -27,7 +31,9 @@ _config_source = "workflow config " + (", ".join(map(str, workflow.configfiles))
 try:
     config.update(validate_workflow_config(config, source=_config_source))
     import_plugins(config["plugins"], source=f"{_config_source}: plugins")
-    BENCH = resolve_benchmarks(config, source=_config_source)
+    # the priors are checked once the extra rules are read (check_priors below)
+    BENCH = resolve_benchmarks(config, source=_config_source, check_priors=False)
+    EXTRA_RULES = resolve_extra_rules(config, source=_config_source)
 except ScpdiffError as exc:
     raise WorkflowError(str(exc)) from None
 
@@ -74,13 +80,37 @@ def digest(*keys):
 
 # --------------------------------------------------------------------------- priors and settings
 
+# benchmark -> prior names whose file a rule of `extra_rules` writes (set by check_priors)
+RULE_MADE = {b: set() for b in BENCH}
 
-def prior_needs_fit(name):
-    return bool(get_prior_class(name).needs_fit)
+
+def check_priors():
+    """After the Snakefile included `extra_rules`: which priors their rules write, and is every
+    benchmark's prior either registered or written by one of them."""
+    outputs = [strip_wildcard_constraints(str(out)) for rule in workflow.rules
+               if os.path.abspath(str(rule.snakefile)) in EXTRA_RULES for out in rule.output]
+    try:
+        RULE_MADE.update(rule_made_priors(outputs, WORK, BENCH))
+        check_benchmark_priors(BENCH, RULE_MADE, source=_config_source)
+    except ScpdiffError as exc:
+        raise WorkflowError(str(exc)) from None
 
 
-def prior_requires_latents(name):
-    return bool(get_prior_class(name).requires_latents)
+def fitted_prior_pattern():
+    """The registered variants the workflow fits itself (fit_prior, merge_priors): never one whose
+    file a user rule writes."""
+    made = set().union(*RULE_MADE.values())
+    names = [n for n in available() if n not in made and get_prior_class(n).needs_fit]
+    return "|".join(names) or "(?!)"
+
+
+def prior_from_file(b, name):
+    """Generation reads a prior file: a fitted variant's or one a user rule writes."""
+    return name in RULE_MADE[b] or bool(get_prior_class(name).needs_fit)
+
+
+def prior_requires_latents(b, name):
+    return name not in RULE_MADE[b] and bool(get_prior_class(name).requires_latents)
 
 
 def fmt_mu(mu):
@@ -262,9 +292,9 @@ def generate_inputs(wildcards):
         "base": base_dir(wildcards),
         "controlnet": controlnet_dir(wildcards),
     }
-    if prior_needs_fit(prior):
+    if prior_from_file(b, prior):
         inputs["prior"] = f"{WORK}/{b}/priors/{prior}.safetensors"
-    if prior_requires_latents(prior):
+    if prior_requires_latents(b, prior):
         inputs["latents"] = latent_shards(b, "val")
     return inputs
 

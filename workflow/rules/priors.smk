@@ -37,6 +37,8 @@ rule fit_prior:
         f"{WORK}/{{bench}}/latents/train/{{shard}}.safetensors",
     output:
         f"{WORK}/{{bench}}/priors/{{prior}}/shards/{{shard}}.safetensors",
+    wildcard_constraints:
+        prior=fitted_prior_pattern(),
     params:
         cmd=SCPDIFF,
         bench=bench_yaml,
@@ -61,6 +63,8 @@ rule merge_priors:
         ],
     output:
         f"{WORK}/{{bench}}/priors/{{prior}}.safetensors",
+    wildcard_constraints:
+        prior=fitted_prior_pattern(),
     params:
         cmd=SCPDIFF,
     log:

@@ -9,7 +9,8 @@
 Variants: ``normal`` (N(0, I), the baseline), ``spatial`` (Eq. 5), ``categorical`` (Eq. 7),
 ``joint`` (Eq. 8, SCP-Diff) and ``oracle`` (Eq. 4, the paired real latent). New variants:
 see :mod:`scpdiff.priors.registry`. The file format: :mod:`.file_format`; a benchmark's priors
-(fitted on its latent shards, read back and checked): :mod:`.for_benchmark`.
+(fitted on its latent shards, read back and checked): :mod:`.for_benchmark`; a fitted prior with
+scaled variances (e.g. for a prior made by a workflow rule): :mod:`.variance_scaling`.
 
 May import :mod:`scpdiff.latents` (the shard files), :mod:`scpdiff.datasets` (class counts),
 :mod:`scpdiff.registry`, :mod:`scpdiff.utils` and :mod:`scpdiff.errors`.
