@@ -6,6 +6,9 @@ Snakemake looks a bare profile name up in the working directory, then in the use
 user's folder, so ``--profile local`` and ``--profile slurm`` work from any directory, and edits to
 ``profiles/slurm/config.yaml`` (partition, account) take effect without reinstalling.
 
+``profiles/default`` is not installed: it is the workflow profile Snakemake reads from beside the
+``Snakefile`` on every run (``cores: all``, so a bare ``snakemake results/table1.tex`` runs).
+
 A name already taken there (a profile the user keeps, e.g. from the Snakemake profile projects'
 ``cookiecutter``) is left as it is and reported; the project's profile stays reachable by its path.
 
@@ -22,6 +25,7 @@ from pathlib import Path
 from ..errors import ConfigError
 
 PROFILES_DIR = Path(__file__).resolve().parents[3] / "profiles"
+WORKFLOW_PROFILE = "default"  # read by Snakemake from profiles/default, never installed by name
 
 
 def user_profile_dir(environ: dict | None = None) -> Path:
@@ -61,13 +65,15 @@ def _same_target(link: Path, source: Path) -> bool:
 
 def install_profiles(profiles_dir: str | os.PathLike | None = None,
                      target_dir: str | os.PathLike | None = None) -> list[ProfileInstall]:
-    """Link each ``profiles_dir/NAME/`` (one with a ``config.yaml``) as ``target_dir/NAME``.
+    """Link each ``profiles_dir/NAME/`` (one with a ``config.yaml``; not the workflow profile
+    ``default``) as ``target_dir/NAME``.
 
     Never replaces or edits anything already at ``target_dir/NAME``.
     """
     source_dir = Path(profiles_dir) if profiles_dir is not None else PROFILES_DIR
     target = Path(target_dir) if target_dir is not None else user_profile_dir()
-    profiles = sorted(p for p in source_dir.iterdir() if (p / "config.yaml").is_file()) if source_dir.is_dir() else []
+    profiles = sorted(p for p in source_dir.iterdir()
+                      if (p / "config.yaml").is_file() and p.name != WORKFLOW_PROFILE) if source_dir.is_dir() else []
     if not profiles:
         raise ConfigError(f"{source_dir}: no Snakemake profile (a folder with config.yaml) to install")
     try:
