@@ -2,14 +2,17 @@
 
     snakemake --cores all                                   # the toy benchmark (config/config.yaml)
     snakemake --cores all --config 'benchmarks=[smoke]'     # any benchmark(s) under benchmarks/
-    snakemake --cores all --profile profiles/slurm          # on a SLURM cluster
+    snakemake --cores all --profile slurm                   # on a SLURM cluster (scpdiff install-profiles)
+    snakemake results/table1.tex                            # Table 1 over every configured benchmark
     snakemake results/toy/table1.tex                        # any single target
     snakemake --report report.html                          # tables and figures as one HTML page
 
 Stages, each a thin rule around one ``scpdiff`` command (workflow/rules/):
 prepare data -> (toy: train VAE, base, segmenter) -> fine-tune ControlNet -> encode reference
 latents in shards -> fit each prior per shard -> merge -> generate per (prior, mu) in shards ->
-FID reference statistics -> score each setting -> tables and plots.
+FID reference statistics -> score each setting -> tables and plots, per benchmark and over all.
+Rule files listed under the config's `extra_rules` are included after the shared definitions
+(e.g. a prior variant written as a rule; docs/workflow.md).
 """
 
 from snakemake.utils import min_version
