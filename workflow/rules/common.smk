@@ -3,13 +3,15 @@ generates, shard counts, model locations and per-stage resources.
 
 Every rule is generic over ``{bench}``, ``{prior}``, ``{mu}`` and ``{shard}``; what a prior needs
 (fitting on reference latents, the paired real latents) is asked of the prior registry, so a
-variant registered in the library (or in a ``plugins:`` module) flows through every stage.
+variant registered in the library (or in a ``plugins:`` module) flows through every stage; a prior
+whose file a rule of ``extra_rules`` writes is read from that file instead of being fitted.
 """
 
 import hashlib
 import json
 import math
 import os
+import re
 
 from snakemake.exceptions import WorkflowError
 from snakemake.io import strip_wildcard_constraints
@@ -88,7 +90,7 @@ def check_priors():
     """After the Snakefile included `extra_rules`: which priors their rules write, and is every
     benchmark's prior either registered or written by one of them."""
     outputs = [strip_wildcard_constraints(str(out)) for rule in workflow.rules
-               if os.path.abspath(str(rule.snakefile)) in EXTRA_RULES for out in rule.output]
+               if os.path.realpath(str(rule.snakefile)) in EXTRA_RULES for out in rule.output]
     try:
         RULE_MADE.update(rule_made_priors(outputs, WORK, BENCH))
         check_benchmark_priors(BENCH, RULE_MADE, source=_config_source)
@@ -101,7 +103,7 @@ def fitted_prior_pattern():
     file a user rule writes."""
     made = set().union(*RULE_MADE.values())
     names = [n for n in available() if n not in made and get_prior_class(n).needs_fit]
-    return "|".join(names) or "(?!)"
+    return "|".join(map(re.escape, names)) or "(?!)"
 
 
 def prior_from_file(b, name):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import importlib
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -110,8 +111,6 @@ def rule_made_priors(outputs, work_dir: str, benches) -> dict[str, set[str]]:
     """Which benchmark gets which prior from a user rule: ``outputs`` are output file patterns of the
     ``extra_rules`` rules; ``{work_dir}/{bench}/priors/NAME.safetensors`` gives NAME to every
     benchmark, ``{work_dir}/BENCH/priors/NAME.safetensors`` to BENCH only."""
-    import re
-
     pattern = re.compile(
         rf"^{re.escape(os.path.normpath(work_dir))}/(?P<bench>[^/]+)/priors/(?P<name>[A-Za-z0-9_]+)\.safetensors$")
     made: dict[str, set[str]] = {b: set() for b in benches}
