@@ -71,3 +71,21 @@ def test_unfitted_or_bad_factor_is_rejected(tmp_path, capsys):
                  "--out", str(tmp_path / "o.safetensors")]) == 1
     assert "none.safetensors: prior file does not exist" in capsys.readouterr().err
     assert not (tmp_path / "o.safetensors").exists()
+
+
+def test_generation_reads_a_rule_made_prior_by_the_class_its_file_records(tmp_path):
+    from scpdiff.config.benchmark import load_benchmark
+    from scpdiff.priors.for_benchmark import benchmark_prior
+
+    bench = load_benchmark("smoke")
+    ch, h, w = bench.latent_shape
+    prior = P.create("spatial", num_classes=9, latent_shape=bench.latent_shape)
+    prior.update(torch.randn(3, ch, h, w, generator=torch.Generator().manual_seed(0)),
+                 torch.zeros(3, h * 8, w * 8, dtype=torch.long))
+    path = tmp_path / "shrunk_spatial.safetensors"
+    scale_variance(prior, 0.5).save(path)
+    got = benchmark_prior(bench, "shrunk_spatial", str(path))
+    assert type(got).__name__ == "SpatialPrior"
+    torch.testing.assert_close(got.fitted_stats()[1], 0.5 * prior.fitted_stats()[1])
+    with pytest.raises(InputError, match="unknown prior variant 'shrunk_spatial'.*pass --prior FILE"):
+        benchmark_prior(bench, "shrunk_spatial", None)
