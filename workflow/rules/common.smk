@@ -12,6 +12,7 @@ import json
 import math
 import os
 import re
+import shlex
 
 from snakemake.exceptions import WorkflowError
 from snakemake.io import strip_wildcard_constraints
@@ -44,11 +45,15 @@ RESULTS = config["results_dir"].rstrip("/")
 CACHE = config["cache_dir"].rstrip("/")
 ENV = "../../environment.yml"
 
-# Every job imports the same plugin modules (scpdiff.cli reads SCPDIFF_PLUGINS), on any executor.
-SCPDIFF = f"{PLUGINS_ENV}={','.join(config['plugins'])} scpdiff" if config["plugins"] else "scpdiff"
+SCPDIFF = "scpdiff"
 # Multi-GPU stages start one process per GPU of their job (accelerate launch) through scpdiff.training.launcher.
-_ENV_PREFIX = f"{PLUGINS_ENV}={','.join(config['plugins'])} " if config["plugins"] else ""
-SCPDIFF_LAUNCH = f"{_ENV_PREFIX}python -m scpdiff.training.launcher"
+SCPDIFF_LAUNCH = "python -m scpdiff.training.launcher"
+# Every job imports the same plugin modules (scpdiff.cli reads SCPDIFF_PLUGINS), on any executor (a
+# remote job reads this Snakefile too). The variable is exported by the shell prefix rather than
+# written into each command, so adding a plugin (a new prior variant) changes no rule's params and
+# reruns nothing already made.
+if config["plugins"]:
+    shell.prefix(f"set -euo pipefail; export {PLUGINS_ENV}={shlex.quote(','.join(config['plugins']))}; ")
 
 # The resolved benchmark (overrides applied) is the file every job reads.
 for _bench in BENCH.values():
