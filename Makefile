@@ -19,7 +19,9 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[test,slurm,mmseg]'
 	touch $@
 
+# the profiles by name (snakemake --profile local / --profile slurm): linked into ~/.config/snakemake
 setup: $(BIN)/.installed
+	$(BIN)/scpdiff install-profiles
 
 weights: setup
 	$(BIN)/scpdiff weights

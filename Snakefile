@@ -2,15 +2,18 @@
 
     snakemake --cores all                                   # the toy benchmark (config/config.yaml)
     snakemake --cores all --config 'benchmarks=[smoke]'     # any benchmark(s) under benchmarks/
-    snakemake --cores all --profile profiles/slurm          # on a SLURM cluster
+    snakemake --cores all --profile slurm                   # on a SLURM cluster (scpdiff install-profiles)
+    snakemake results/table1.tex                            # Table 1 over every configured benchmark
     snakemake results/toy/table1.tex                        # any single target
     snakemake --report report.html                          # tables and figures as one HTML page
 
 Stages, each a thin rule around one ``scpdiff`` command (workflow/rules/):
 prepare data -> (toy: train VAE, base, segmenter) -> fine-tune ControlNet -> encode reference
 latents in shards -> fit each prior per shard -> merge -> generate per (prior, mu) in shards ->
-FID reference statistics -> score each setting -> tables and plots. Table 4, the user study:
-`snakemake user_study` builds the study folders; their table joins `all` once answers exist.
+FID reference statistics -> score each setting -> tables and plots, per benchmark and over all.
+Table 4, the user study: `snakemake user_study` builds the study folders; their table joins `all`
+once answers exist. Rule files listed under the config's `extra_rules` are included after the
+shared definitions (e.g. a prior variant written as a rule; docs/workflow.md).
 """
 
 from snakemake.utils import min_version
@@ -23,6 +26,17 @@ configfile: "config/config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/user_study_common.smk"
+
+
+# The user's own rules (the config's `extra_rules`), e.g. a prior variant written as a rule.
+for _rule_file in EXTRA_RULES:
+
+    include: _rule_file
+
+
+check_priors()
+
+
 include: "workflow/rules/data.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/priors.smk"

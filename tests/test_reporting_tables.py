@@ -191,11 +191,58 @@ def test_tables_command_writes_metrics_and_tables_and_summary(tmp_path, monkeypa
     assert t1.loc["joint", "smoke/FID delta"] == pytest.approx(-10.0)
     for i in (1, 2, 3):
         assert (tmp_path / "out" / f"table{i}.tex").read_text().startswith(r"\begin{table}")
-    # the summary mode: one column group per metrics CSV
-    assert main(["tables", "--metrics", "out/metrics.csv", "--out-dir", "summary"]) == 0
-    assert (tmp_path / "summary" / "table1.tex").is_file()
+    # one metrics CSV alone: the same tables again
+    assert main(["tables", "--metrics", "out/metrics.csv", "--out-dir", "again"]) == 0
+    for i in (1, 2, 3):
+        for ext in ("csv", "tex"):
+            assert (tmp_path / "again" / f"table{i}.{ext}").read_text() == (tmp_path / "out" / f"table{i}.{ext}").read_text()
 
 
 def test_tables_command_without_inputs_fails_clearly(tmp_path, capsys):
     assert main(["tables", "--out-dir", str(tmp_path)]) == 1
     assert "nothing to tabulate" in capsys.readouterr().err
+
+
+def _bench_metrics_csv(tmp_path, bench, scale, extra=None):
+    """results/{bench}/metrics.csv as `scpdiff collect-metrics` writes it (the workflow's path)."""
+    args = ["collect-metrics", "--benchmark", "smoke"]
+    for prior, fid, miou in (("normal", 30.0, 40.0), ("joint", 20.0, 50.0)):
+        f = _write_score(tmp_path / f"{bench}_{prior}.json", fid * scale, miou * scale, 80.0)
+        d = _write_score(tmp_path / f"{bench}_{prior}_div.json", lpips=0.3 * scale, ms_ssim=0.4)
+        args += ["--score", prior, "0.85", str(f), "--diversity-score", prior, "0.85", str(d)]
+    out = tmp_path / bench / "metrics.csv"
+    assert main(args + ["--out", str(out)]) == 0
+    frame = pd.read_csv(out)
+    frame["benchmark"] = bench  # two benchmarks from one benchmark file: rename the second
+    for column, value in (extra or {}).items():
+        frame[column] = value
+    frame.to_csv(out, index=False)
+    return out
+
+
+def test_study_tables_put_every_benchmark_in_a_column_group_of_one_table(tmp_path):
+    a = _bench_metrics_csv(tmp_path, "smoke", 1.0)
+    b = _bench_metrics_csv(tmp_path, "smoke_b", 2.0, extra={"fid_ci_low": 1.5})
+    assert main(["tables", "--metrics", str(a), str(b), "--table", "1", "3", "--out-dir", str(tmp_path / "study")]) == 0
+    assert not (tmp_path / "study" / "table2.csv").exists()  # only the tables asked for
+    t1 = pd.read_csv(tmp_path / "study" / "table1.csv", index_col=0)
+    assert list(t1.index) == ["normal", "joint"]
+    assert t1.loc["joint", "smoke/FID"] == 20.0 and t1.loc["joint", "smoke_b/FID"] == 40.0
+    assert t1.loc["joint", "smoke_b/mIoU delta"] == pytest.approx(20.0)
+    tex = (tmp_path / "study" / "table1.tex").read_text()
+    assert r"\multicolumn{3}{c}{smoke}" in tex and r"\multicolumn{3}{c}{smoke\_b}" in tex
+    t3 = pd.read_csv(tmp_path / "study" / "table3.csv", index_col=0)
+    assert t3.loc["normal", "smoke_b/LPIPS"] == pytest.approx(0.6)
+    # a column one benchmark's CSV adds (e.g. an interval) reaches the combined metrics frame
+    frame = T.read_metrics([a, b])
+    assert frame["fid_ci_low"].isna().tolist() == [True, True, False, False]
+    # one benchmark: the study table is that benchmark's table
+    assert main(["tables", "--metrics", str(a), "--table", "1", "--out-dir", str(tmp_path / "one")]) == 0
+    assert main(["tables", "--metrics", str(a), "--out-dir", str(tmp_path / "smoke")]) == 0
+    assert (tmp_path / "one" / "table1.tex").read_text() == (tmp_path / "smoke" / "table1.tex").read_text()
+
+
+def test_tables_command_rejects_an_unknown_table(tmp_path, capsys):
+    a = _bench_metrics_csv(tmp_path, "smoke", 1.0)
+    assert main(["tables", "--metrics", str(a), "--table", "5", "--out-dir", str(tmp_path)]) == 1
+    assert "no table [5]" in capsys.readouterr().err

@@ -27,7 +27,7 @@ def snakemake_help() -> str:
     return _snakemake_options()
 
 
-@pytest.mark.parametrize("profile", ["local", "slurm"])
+@pytest.mark.parametrize("profile", ["local", "slurm", "default"])
 def test_profile_keys_are_snakemake_options(profile, snakemake_help):
     config = yaml.safe_load((REPO / "profiles" / profile / "config.yaml").read_text())
     if profile == "slurm" and "--slurm-requeue" not in snakemake_help:

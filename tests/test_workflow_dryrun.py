@@ -66,7 +66,11 @@ def expected_jobs(bench) -> Counter:
         prepare_data=1, weights=1, ref_stats=1, train_controlnet=1,
         encode_latents=ref_shards + val_shards, fit_prior=ref_shards * len(fitted), merge_priors=len(fitted),
         generate=len(settings) * gen_shards + n_div * div_shards, score_fid=len(settings), score_diversity=n_div,
-        tables=1, plot_mu_sweep=1, plot_oracle=1, plot_samples=1, all=1,
+        metrics=1, benchmark_table=3, plot_mu_sweep=1, plot_oracle=1, plot_samples=1,
+        # one metrics CSV per report product: Tables 1-3, the mu sweep, the oracle figure
+        collect_metrics=4 + bool(bench["mu"].get("oracle_grid")),
+        # the study-wide Tables 1-3 and mu sweep (results/table{1,2,3}.*, results/mu_sweep.*)
+        table=3, mu_sweep=1, all=1,
     )
     if bench.is_toy:
         jobs.update(train_vae=1, train_base=1, train_segmenter=1)
@@ -96,7 +100,9 @@ def test_smoke_dry_run_commands_follow_the_prior_registry(tmp_path):
     assert not any("priors/normal" in line or "priors/oracle" in line for line in out.splitlines())
     diversity = [line for line in gen if "/diversity/" in line]
     assert len(diversity) == 4 and all("--repeats 3 --maps 2" in line for line in diversity)
-    assert "scpdiff tables --benchmark work/smoke/benchmark.yaml --score normal 0.85 " in out
+    assert "scpdiff collect-metrics --benchmark work/smoke/benchmark.yaml --score normal 0.85 " in out
+    assert "scpdiff tables --metrics work/smoke/metrics/table1.csv --table 1 --out-dir results/smoke " in out
+    assert "scpdiff tables --metrics work/smoke/metrics/table1.csv --table 1 --out-dir results " in out
 
 
 def _real_config(tmp_path: Path, names, counts: dict | None = None, preset: str | None = None) -> dict:
@@ -142,7 +148,7 @@ def test_dry_run_of_a_real_benchmark_on_fixture_paths(tmp_path, name, preset):
     # the GPU stages ask for a GPU by the SLURM plugin's `gpu` resource, the CPU ones do not
     gpu_of = dict(re.findall(r"rule (\w+):\n(?:    .*\n)*?    resources: [^\n]*?gpu=(\d)", out))
     assert gpu_of["train_controlnet"] == "1" and gpu_of["generate"] == "1" and gpu_of["score_fid"] == "1"
-    assert gpu_of["fit_prior"] == "0" and gpu_of["tables"] == "0"
+    assert gpu_of["fit_prior"] == "0" and gpu_of["benchmark_table"] == "0"
 
 
 @pytest.mark.slow
@@ -152,9 +158,8 @@ def test_dry_run_of_all_real_benchmarks_at_the_papers_counts(tmp_path):
     expected = Counter()
     for name in REAL_BENCHMARKS:
         expected.update(expected_jobs(load_benchmark(name)))
-    expected["weights"] = 1
-    expected["all"] = 1
-    expected["summary_tables"] = 1
+    for rule in ("weights", "all", "table", "mu_sweep"):
+        expected[rule] = expected[rule] // len(REAL_BENCHMARKS)
     assert counts == expected
     # no folder holds more than a few thousand files: at most shard_size images per shard folder
     shards = set(re.findall(r"--out (work/\w+/samples/\w+/mu[0-9.]+/fid)/\d{4}", out))
@@ -203,7 +208,9 @@ def test_a_plugin_prior_variant_flows_through_every_stage(tmp_path):
               "overrides": {"smoke": {"priors": ["normal", "tempered_joint", "wide_normal"]}}}
     counts, out = dry_run(tmp_path / "run", config, env=env)
     lines = out.splitlines()
-    prefix = "SCPDIFF_PLUGINS=my_priors scpdiff"
+    # the commands are those of a study without the plugin (the shell prefix exports
+    # SCPDIFF_PLUGINS), so adding a variant reruns nothing else (test_workflow_smoke.py runs one)
+    prefix = "scpdiff"
     # fitted per reference shard and merged: it needs fitting
     fits = [line for line in lines if line.startswith(f"{prefix} fit-prior") and "--variant tempered_joint" in line]
     smoke = load_benchmark("smoke")["counts"]
@@ -215,7 +222,7 @@ def test_a_plugin_prior_variant_flows_through_every_stage(tmp_path):
     gen = [line for line in lines if line.startswith(f"{prefix} generate")]
     assert any("--variant tempered_joint --prior work/smoke/priors/tempered_joint.safetensors" in line for line in gen)
     assert any("--variant wide_normal  --mu" in line for line in gen)
-    tables = next(line for line in lines if line.startswith(f"{prefix} tables"))
+    tables = next(line for line in lines if line.startswith(f"{prefix} collect-metrics") and "results/smoke/metrics.csv" in line)
     assert "--score tempered_joint 0.85 work/smoke/scores/tempered_joint/mu0.85.json" in tables
     assert "--diversity-score wide_normal 0.85" in tables
     assert counts["fit_prior"] == shards and counts["merge_priors"] == 1
@@ -277,3 +284,96 @@ def test_validate_config_accepts_the_shipped_configs(capsys):
         if (REPO / "benchmarks" / f"{name}.yaml").is_file():
             assert main(["validate-config", str(REPO / "benchmarks" / f"{name}.yaml")]) == 0
     assert "benchmark toy: ok" in capsys.readouterr().out
+
+
+def test_a_single_table_or_figure_target_builds_only_what_it_shows(tmp_path):
+    smoke = load_benchmark("smoke")
+    c = smoke["counts"]
+    fid_shards = math.ceil(c["fid_samples"] / c["shard_size"])
+    counts, out = dry_run(tmp_path, {"benchmarks": ["smoke"]}, "results/table1.tex")
+    # Table 1: every compared prior at mu.table, scored for FID/mIoU; no diversity, oracle, plots
+    compared = [p for p in smoke["priors"] if p != "oracle"]
+    assert counts["generate"] == len(compared) * fid_shards and counts["score_fid"] == len(compared)
+    assert counts["table"] == 1 and counts["collect_metrics"] == 1
+    for rule in ("score_diversity", "benchmark_table", "plot_mu_sweep", "plot_oracle", "metrics", "mu_sweep"):
+        assert rule not in counts, rule
+    assert "latents/val" not in out  # the oracle's paired latents are not needed
+    counts, _ = dry_run(tmp_path, {"benchmarks": ["smoke"]}, "results/mu_sweep.pdf")
+    assert counts["mu_sweep"] == 1 and "score_diversity" not in counts and "table" not in counts
+
+
+def test_study_tables_have_a_column_group_per_benchmark(tmp_path):
+    _, out = dry_run(tmp_path, {"benchmarks": ["toy", "smoke"]})
+    for i in (1, 2, 3):
+        assert (f"scpdiff tables --metrics work/toy/metrics/table{i}.csv work/smoke/metrics/table{i}.csv "
+                f"--table {i} --out-dir results ") in out
+    assert "--metrics work/toy/metrics/mu_sweep.csv work/smoke/metrics/mu_sweep.csv --out results/mu_sweep.png" in out
+
+
+# A prior variant made by a rule of the user's (the config's extra_rules), as in the README.
+RULE_MADE_PRIOR = '''
+rule shrunk_spatial_prior:
+    input:
+        f"{WORK}/{{bench}}/priors/spatial.safetensors",
+    output:
+        f"{WORK}/{{bench}}/priors/shrunk_spatial.safetensors",
+    shell:
+        "scpdiff scale-prior --prior {input} --variance 0.5 --out {output}"
+'''
+
+
+def _rule_file(tmp_path: Path, text: str = RULE_MADE_PRIOR) -> Path:
+    path = tmp_path / "my_rules" / "priors.smk"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_a_prior_made_by_a_user_rule_replaces_fitting_downstream(tmp_path):
+    rules = _rule_file(tmp_path)
+    # spatial itself is not compared: the rule's input still gets fitted
+    config = {"benchmarks": ["smoke"], "extra_rules": [str(rules.relative_to(tmp_path))],
+              "overrides": {"smoke": {"priors": ["normal", "shrunk_spatial"]}}}
+    counts, out = dry_run(tmp_path, config)
+    lines = out.splitlines()
+    assert counts["shrunk_spatial_prior"] == 1
+    assert [line for line in lines if line.startswith("scpdiff scale-prior")] == [
+        "scpdiff scale-prior --prior work/smoke/priors/spatial.safetensors --variance 0.5 "
+        "--out work/smoke/priors/shrunk_spatial.safetensors"]
+    fits = [line for line in lines if line.startswith("scpdiff fit-prior")]
+    assert fits and all("--variant spatial " in line for line in fits)
+    assert not any("priors/shrunk_spatial/shards" in line for line in lines)
+    gen = [line for line in lines if line.startswith("scpdiff generate") and "--variant shrunk_spatial " in line]
+    assert gen and all("--prior work/smoke/priors/shrunk_spatial.safetensors" in line for line in gen)
+    assert any("--score shrunk_spatial 0.85 work/smoke/scores/shrunk_spatial/mu0.85.json" in line
+               for line in lines if line.startswith("scpdiff collect-metrics"))
+
+
+@pytest.mark.parametrize("case, message", [
+    ("unknown", "priors: unknown prior variant 'nosuch'"),
+    ("registered", "a rule writes the prior file of 'spatial', a registered variant"),
+    ("missing", "extra_rules: 'no/such.smk' is not a file"),
+])
+def test_rule_made_prior_errors_name_the_config(tmp_path, case, message):
+    rules = _rule_file(tmp_path, RULE_MADE_PRIOR.replace("shrunk_spatial.safetensors", "spatial.safetensors")
+                       .replace("{{bench}}/priors/spatial.safetensors\",\n    output", "{{bench}}/priors/joint.safetensors\",\n    output")
+                       if case == "registered" else RULE_MADE_PRIOR)
+    priors = {"unknown": ["normal", "shrunk_spatial", "nosuch"], "registered": ["normal", "spatial"],
+              "missing": ["normal"]}[case]
+    config = {"benchmarks": ["smoke"], "extra_rules": ["no/such.smk" if case == "missing" else str(rules)],
+              "overrides": {"smoke": {"priors": priors}}}
+    res = snakemake(tmp_path, config, "-n", "--cores", "1")
+    err = res.stdout + res.stderr
+    assert res.returncode != 0 and message in err, err[-3000:]
+    assert "wf_config.yaml" in err
+    if case == "unknown":
+        assert "smoke.yaml" in err and "shrunk_spatial" in err  # what the rules do write
+
+
+def test_validate_config_accepts_extra_rules(tmp_path, capsys):
+    rules = _rule_file(tmp_path)
+    path = tmp_path / "site.yaml"
+    path.write_text(yaml.safe_dump({"benchmarks": ["smoke"], "extra_rules": [str(rules)],
+                                    "overrides": {"smoke": {"priors": ["normal", "shrunk_spatial"]}}}))
+    assert main(["validate-config", str(path)]) == 0
+    assert "written by these rules" in capsys.readouterr().out

@@ -3,7 +3,9 @@ after a killed run redoing only the missing generation shards."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -35,6 +37,10 @@ def test_smoke_study_produces_every_table_and_figure(smoke_run):
     assert ((table["miou"] >= 0) & (table["miou"] <= 100)).all()
     t1 = pd.read_csv(results / "table1.csv", index_col=0)
     assert t1.loc["normal", "smoke/FID delta"] == 0
+    # the study's tables and mu sweep over every configured benchmark: here the smoke benchmark's
+    for name in ("table1.csv", "table1.tex", "table2.tex", "table3.csv", "mu_sweep.csv"):
+        assert (workdir / "results" / name).read_text() == (results / name).read_text(), name
+    assert (workdir / "results" / "mu_sweep.pdf").stat().st_size > 0
     # the generated images: one folder per shard, each at most shard_size images
     shards = sorted((workdir / "work" / "smoke" / "samples" / "joint" / "mu0.85" / "fid").iterdir())
     assert [s.name for s in shards] == ["0000", "0001"]
@@ -108,3 +114,58 @@ def test_rerun_after_kill_redoes_only_the_missing_shards(smoke_run):
                    cwd=workdir, env=_env(), capture_output=True, timeout=300)
     res = _run(workdir, "-n", "--cores", "2", target)
     assert "Nothing to be done" in res.stdout + res.stderr
+
+
+def test_prior_variants_from_a_plugin_and_from_a_rule_run_through_the_study(smoke_run, tmp_path):
+    """Both routes of the README's "A new prior variant", run for real on a copy of the finished
+    smoke study: a registered class in a plugin module (fitted by the workflow) and the README's
+    own rule file (a spatial prior with half its variance, written by `scpdiff scale-prior`)."""
+    import shutil
+
+    import yaml
+    from safetensors.torch import load_file
+
+    from scpdiff import priors
+    from test_readme_commands import readme_files
+    from test_workflow_dryrun import PLUGIN
+
+    workdir = tmp_path / "study"
+    shutil.copytree(smoke_run, workdir, symlinks=True, ignore=shutil.ignore_patterns("report.html", "*.log"))
+    (workdir / "plugins").mkdir()
+    (workdir / "plugins" / "my_priors.py").write_text(PLUGIN)
+    rule_file = "my_rules/priors.smk"
+    (workdir / "my_rules").mkdir()
+    (workdir / rule_file).write_text(readme_files()[rule_file])
+    config = yaml.safe_load((workdir / "wf_config.yaml").read_text())
+    compared = ["normal", "spatial", "categorical", "joint", "tempered_joint", "shrunk_spatial"]
+    config.update(plugins=["my_priors"], extra_rules=[rule_file], overrides={"smoke": {"priors": compared}})
+    (workdir / "wf_config.yaml").write_text(yaml.safe_dump(config))
+    env = dict(_env(), PYTHONPATH=os.pathsep.join([str(workdir / "plugins"), os.environ.get("PYTHONPATH", "")]))
+    res = subprocess.run(_cmd(workdir, "--profile", str(Path(__file__).resolve().parents[1] / "profiles" / "local"),
+                              "--cores", "2"), cwd=workdir, env=env, capture_output=True, text=True, timeout=3600)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-5000:]
+    # only the two new variants are made: one fitted (plugin), one written by the rule, none trained
+    jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", out[out.index("Job stats:"):].split("\n\n")[0], flags=re.M))
+    assert jobs["shrunk_spatial_prior"] == "1" and jobs["merge_priors"] == "1"
+    assert not {"train_controlnet", "encode_latents", "prepare_data"} & set(jobs)
+    work = workdir / "work" / "smoke"
+    assert not (work / "priors" / "shrunk_spatial").exists()  # no fitting for the rule's prior
+    spatial = load_file(work / "priors" / "spatial.safetensors")
+    shrunk = priors.load(work / "priors" / "shrunk_spatial.safetensors")
+    assert shrunk.name == "spatial"
+    torch = pytest.importorskip("torch")
+    ref = priors.load(work / "priors" / "spatial.safetensors")
+    torch.testing.assert_close(shrunk.fitted_stats()[1], 0.5 * ref.fitted_stats()[1])
+    assert torch.equal(shrunk.state_tensors()["spatial_sum"], spatial["spatial_sum"])
+    # every downstream stage: samples, scores, the benchmark's and the study's tables, the mu sweep
+    record = json.loads((work / "samples" / "shrunk_spatial" / "mu0.85" / "fid" / "0000" / "generation.json").read_text())
+    assert record["variant"] == "shrunk_spatial"
+    for table in (workdir / "results" / "smoke" / "table1.csv", workdir / "results" / "table1.csv"):
+        t1 = pd.read_csv(table, index_col=0)
+        assert list(t1.index) == compared
+        assert t1.loc[["tempered_joint", "shrunk_spatial"], ["smoke/mIoU", "smoke/FID"]].notna().all().all()
+    t3 = pd.read_csv(workdir / "results" / "table3.csv", index_col=0)
+    assert t3.loc["shrunk_spatial", "smoke/LPIPS"] >= 0
+    sweep = pd.read_csv(workdir / "results" / "mu_sweep.csv")
+    assert {"tempered_joint", "shrunk_spatial"} <= set(sweep["prior"])

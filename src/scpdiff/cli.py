@@ -26,15 +26,18 @@ COMMANDS: dict[str, str] = {
     "encode-latents": "encode_latents",
     "fit-prior": "fit_prior",
     "merge-priors": "merge_priors",
+    "scale-prior": "scale_prior",
     "generate": "generate",
     "weights": "weights",
     "ref-stats": "ref_stats",
     "score": "score",
+    "collect-metrics": "collect_metrics",
     "tables": "tables",
     "plots": "plots",
     "user-study": "user_study",
     "validate-config": "validate_config",
     "protocol": "protocol",
+    "install-profiles": "install_profiles",
 }
 
 

@@ -3,22 +3,29 @@ generates, shard counts, model locations and per-stage resources.
 
 Every rule is generic over ``{bench}``, ``{prior}``, ``{mu}`` and ``{shard}``; what a prior needs
 (fitting on reference latents, the paired real latents) is asked of the prior registry, so a
-variant registered in the library (or in a ``plugins:`` module) flows through every stage.
+variant registered in the library (or in a ``plugins:`` module) flows through every stage; a prior
+whose file a rule of ``extra_rules`` writes is read from that file instead of being fitted.
 """
 
 import hashlib
 import json
 import math
 import os
+import re
+import shlex
 
 from snakemake.exceptions import WorkflowError
+from snakemake.io import strip_wildcard_constraints
 
 from scpdiff.errors import ScpdiffError
-from scpdiff.priors import get_prior_class
+from scpdiff.priors import available, get_prior_class
 from scpdiff.config.workflow import (
     PLUGINS_ENV,
+    check_benchmark_priors,
     import_plugins,
     resolve_benchmarks,
+    resolve_extra_rules,
+    rule_made_priors,
     validate_workflow_config,
     write_resolved_benchmark,
 )
@@ -27,7 +34,9 @@ _config_source = "workflow config " + (", ".join(map(str, workflow.configfiles))
 try:
     config.update(validate_workflow_config(config, source=_config_source))
     import_plugins(config["plugins"], source=f"{_config_source}: plugins")
-    BENCH = resolve_benchmarks(config, source=_config_source)
+    # the priors are checked once the extra rules are read (check_priors below)
+    BENCH = resolve_benchmarks(config, source=_config_source, check_priors=False)
+    EXTRA_RULES = resolve_extra_rules(config, source=_config_source)
 except ScpdiffError as exc:
     raise WorkflowError(str(exc)) from None
 
@@ -36,11 +45,15 @@ RESULTS = config["results_dir"].rstrip("/")
 CACHE = config["cache_dir"].rstrip("/")
 ENV = "../../environment.yml"
 
-# Every job imports the same plugin modules (scpdiff.cli reads SCPDIFF_PLUGINS), on any executor.
-SCPDIFF = f"{PLUGINS_ENV}={','.join(config['plugins'])} scpdiff" if config["plugins"] else "scpdiff"
+SCPDIFF = "scpdiff"
 # Multi-GPU stages start one process per GPU of their job (accelerate launch) through scpdiff.training.launcher.
-_ENV_PREFIX = f"{PLUGINS_ENV}={','.join(config['plugins'])} " if config["plugins"] else ""
-SCPDIFF_LAUNCH = f"{_ENV_PREFIX}python -m scpdiff.training.launcher"
+SCPDIFF_LAUNCH = "python -m scpdiff.training.launcher"
+# Every job imports the same plugin modules (scpdiff.cli reads SCPDIFF_PLUGINS), on any executor (a
+# remote job reads this Snakefile too). The variable is exported by the shell prefix rather than
+# written into each command, so adding a plugin (a new prior variant) changes no rule's params and
+# reruns nothing already made.
+if config["plugins"]:
+    shell.prefix(f"set -euo pipefail; export {PLUGINS_ENV}={shlex.quote(','.join(config['plugins']))}; ")
 
 # The resolved benchmark (overrides applied) is the file every job reads.
 for _bench in BENCH.values():
@@ -74,13 +87,37 @@ def digest(*keys):
 
 # --------------------------------------------------------------------------- priors and settings
 
+# benchmark -> prior names whose file a rule of `extra_rules` writes (set by check_priors)
+RULE_MADE = {b: set() for b in BENCH}
 
-def prior_needs_fit(name):
-    return bool(get_prior_class(name).needs_fit)
+
+def check_priors():
+    """After the Snakefile included `extra_rules`: which priors their rules write, and is every
+    benchmark's prior either registered or written by one of them."""
+    outputs = [strip_wildcard_constraints(str(out)) for rule in workflow.rules
+               if os.path.realpath(str(rule.snakefile)) in EXTRA_RULES for out in rule.output]
+    try:
+        RULE_MADE.update(rule_made_priors(outputs, WORK, BENCH))
+        check_benchmark_priors(BENCH, RULE_MADE, source=_config_source)
+    except ScpdiffError as exc:
+        raise WorkflowError(str(exc)) from None
 
 
-def prior_requires_latents(name):
-    return bool(get_prior_class(name).requires_latents)
+def fitted_prior_pattern():
+    """The registered variants the workflow fits itself (fit_prior, merge_priors): never one whose
+    file a user rule writes."""
+    made = set().union(*RULE_MADE.values())
+    names = [n for n in available() if n not in made and get_prior_class(n).needs_fit]
+    return "|".join(map(re.escape, names)) or "(?!)"
+
+
+def prior_from_file(b, name):
+    """Generation reads a prior file: a fitted variant's or one a user rule writes."""
+    return name in RULE_MADE[b] or bool(get_prior_class(name).needs_fit)
+
+
+def prior_requires_latents(b, name):
+    return name not in RULE_MADE[b] and bool(get_prior_class(name).requires_latents)
 
 
 def fmt_mu(mu):
@@ -271,9 +308,9 @@ def generate_inputs(wildcards):
         "base": base_dir(wildcards),
         "controlnet": controlnet_dir(wildcards),
     }
-    if prior_needs_fit(prior):
+    if prior_from_file(b, prior):
         inputs["prior"] = f"{WORK}/{b}/priors/{prior}.safetensors"
-    if prior_requires_latents(prior):
+    if prior_requires_latents(b, prior):
         inputs["latents"] = latent_shards(b, "val")
     return inputs
 
@@ -291,24 +328,61 @@ def generate_options(wildcards, input):
     return " ".join(opts)
 
 
-def score_inputs(wildcards):
-    b = wildcards.bench
-    return {
-        "fid": [score_file(b, p, m, "fid") for p, m in fid_settings(b)],
-        "diversity": [score_file(b, p, m, "diversity") for p, m in diversity_settings(b)],
-    }
+# What each report product is made from, so that a single table or figure asks for no more
+# generation and scoring than it shows: "table1".."table3", "mu_sweep", "oracle", and "all"
+# (results/{bench}/metrics.csv, every scored setting).
+REPORT_PRODUCTS = ("table1", "table2", "table3", "mu_sweep", "oracle")
 
 
-def score_options(wildcards, input):
-    """``--score PRIOR MU FILE`` for every scored setting (the file names carry no meaning)."""
-    b = wildcards.bench
-    opts = [
-        f"--score {p} {m} {f}" for (p, m), f in zip(fid_settings(b), input.fid)
-    ] + [
-        f"--diversity-score {p} {m} {f}"
-        for (p, m), f in zip(diversity_settings(b), input.diversity)
-    ]
-    return " ".join(opts)
+def product_settings(b, product):
+    """(FID/mIoU settings, diversity settings) as (prior, mu) pairs that ``product`` needs."""
+    mu = fmt_mu(BENCH[b]["mu"]["table"])
+    fid = fid_settings(b)
+    if product in ("table1", "table2"):
+        return [(p, mu) for p in table_priors(b)], []
+    if product == "table3":
+        return [], diversity_settings(b)
+    if product == "mu_sweep":
+        return [(p, m) for p, m in fid if p != "oracle"], []
+    if product == "oracle":
+        return [(p, m) for p, m in fid if p == "oracle" or (p == "normal" and m == "1")], []
+    return fid, diversity_settings(b)
+
+
+def bench_products(b):
+    """The report products of benchmark ``b`` (the oracle figure only with an oracle grid)."""
+    return [p for p in REPORT_PRODUCTS if p != "oracle" or BENCH[b]["mu"].get("oracle_grid")]
+
+
+def product_metrics(b, product):
+    """The metrics CSV holding exactly the settings ``product`` needs (rule collect_metrics)."""
+    return f"{WORK}/{b}/metrics/{product}.csv"
+
+
+def score_inputs(product):
+    """``input: unpack(score_inputs("table1"))`` -- the score files of the product's settings."""
+
+    def _inputs(wildcards):
+        b = wildcards.bench
+        fid, diversity = product_settings(b, product or wildcards.product)
+        return {
+            "fid": [score_file(b, p, m, "fid") for p, m in fid],
+            "diversity": [score_file(b, p, m, "diversity") for p, m in diversity],
+        }
+
+    return _inputs
+
+
+def score_options(product):
+    """``--score PRIOR MU FILE`` for every setting of the product (the file names carry no meaning)."""
+
+    def _options(wildcards, input):
+        fid, diversity = product_settings(wildcards.bench, product or wildcards.product)
+        opts = [f"--score {p} {m} {f}" for (p, m), f in zip(fid, input.fid)]
+        opts += [f"--diversity-score {p} {m} {f}" for (p, m), f in zip(diversity, input.diversity)]
+        return " ".join(opts)
+
+    return _options
 
 
 def samples_grid_inputs(wildcards):
@@ -359,11 +433,14 @@ def official_stats_options(wildcards):
 # --------------------------------------------------------------------------- targets
 
 
+TABLES = (1, 2, 3)
+
+
 def bench_results(b):
     bench = BENCH[b]
     r = f"{RESULTS}/{b}"
     out = [f"{r}/metrics.csv"]
-    out += [f"{r}/table{i}.{ext}" for i in (1, 2, 3) for ext in ("csv", "tex")]
+    out += [f"{r}/table{i}.{ext}" for i in TABLES for ext in ("csv", "tex")]
     out += [f"{r}/mu_sweep.{ext}" for ext in ("png", "pdf", "csv")]
     out += [f"{r}/samples.png"]
     if bench["mu"].get("oracle_grid"):
@@ -371,13 +448,13 @@ def bench_results(b):
     return out
 
 
-def summary_results():
-    r = f"{RESULTS}/summary"
-    return [f"{r}/table{i}.{ext}" for i in (1, 2, 3) for ext in ("csv", "tex")]
+def study_results():
+    """The paper's tables and the mu sweep over every configured benchmark (a column group, or a
+    column of panels, per benchmark)."""
+    out = [f"{RESULTS}/table{i}.{ext}" for i in TABLES for ext in ("csv", "tex")]
+    out += [f"{RESULTS}/mu_sweep.{ext}" for ext in ("png", "pdf", "csv")]
+    return out
 
 
 def all_targets():
-    out = [t for b in BENCH for t in bench_results(b)]
-    if len(BENCH) > 1:
-        out += summary_results()
-    return out
+    return [t for b in BENCH for t in bench_results(b)] + study_results()

@@ -1,6 +1,7 @@
 """Stage 3: the noise priors (section 4). Reference latents are encoded in shards, each prior
 variant that needs fitting (``prior.needs_fit``) is fitted per shard, and the shards are merged
-(the statistics are sums, so merging is exact)."""
+(the statistics are sums, so merging is exact). A prior whose file a rule of the config's
+``extra_rules`` writes is never fitted here (``fitted_prior_pattern``)."""
 
 
 rule encode_latents:
@@ -37,6 +38,8 @@ rule fit_prior:
         f"{WORK}/{{bench}}/latents/train/{{shard}}.safetensors",
     output:
         f"{WORK}/{{bench}}/priors/{{prior}}/shards/{{shard}}.safetensors",
+    wildcard_constraints:
+        prior=fitted_prior_pattern(),
     params:
         cmd=SCPDIFF,
         bench=bench_yaml,
@@ -61,6 +64,8 @@ rule merge_priors:
         ],
     output:
         f"{WORK}/{{bench}}/priors/{{prior}}.safetensors",
+    wildcard_constraints:
+        prior=fitted_prior_pattern(),
     params:
         cmd=SCPDIFF,
     log:

@@ -4,60 +4,33 @@ from __future__ import annotations
 
 import argparse
 
+from ._score_args import add_score_arguments
+
 HELP = "write Tables 1-3 (CSV and LaTeX) from score JSON files or metrics CSVs"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--benchmark", help="benchmark name or YAML path (its name, dataset and mu for tables); with --score")
-    p.add_argument("--score", nargs=3, action="append", default=[], metavar=("PRIOR", "MU", "JSON"),
-                   help="a FID/mIoU score file of one setting (repeat)")
-    p.add_argument("--diversity-score", nargs=3, action="append", default=[], metavar=("PRIOR", "MU", "JSON"),
-                   help="a diversity (LPIPS/MS-SSIM) score file of one setting (repeat)")
+    add_score_arguments(p)
     p.add_argument("--metrics", nargs="+", default=[], metavar="CSV",
-                   help="metrics CSVs written by earlier runs (results/*/metrics.csv); one column group each")
+                   help="metrics CSVs (collect-metrics, results/*/metrics.csv); one column group per benchmark")
+    p.add_argument("--table", type=int, nargs="+", default=[1, 2, 3], metavar="N",
+                   help="which tables to write (default: 1 2 3)")
     p.add_argument("--literature", help="CSV of Table 2 literature values (default: the paper's, shipped)")
-    p.add_argument("--out-dir", required=True, help="folder for metrics.csv (with --score) and table{1,2,3}.{csv,tex}")
-
-
-def _mu(text: str, what: str) -> float:
-    from ..errors import InputError
-
-    try:
-        return float(text)
-    except ValueError:
-        raise InputError(f"{what}: mu {text!r} is not a number") from None
+    p.add_argument("--out-dir", required=True, help="folder for metrics.csv (with --score) and table{N}.{csv,tex}")
 
 
 def run(args) -> int:
     from pathlib import Path
 
-    import pandas as pd
-
-    from ..errors import InputError
     from ..reporting import tables
+    from ._score_args import load_score_benchmark, score_triples
 
-    frames = []
+    metrics_files = list(args.metrics)
     if args.score or args.diversity_score:
-        if not args.benchmark:
-            raise InputError("--score/--diversity-score need --benchmark (its name, dataset and mu for tables)")
-        from ..config.benchmark import load_benchmark
-
-        bench = load_benchmark(args.benchmark)
-        metrics = tables.collect_metrics(
-            bench.name,
-            bench["dataset"]["kind"],
-            bench["mu"]["table"],
-            [(p, _mu(m, f), f) for p, m, f in args.score],
-            [(p, _mu(m, f), f) for p, m, f in args.diversity_score],
-        )
-        tables.write_metrics(metrics, Path(args.out_dir) / "metrics.csv")
-        frames.append(metrics)
-    if args.metrics:
-        frames.append(tables.read_metrics(args.metrics))
-    if not frames:
-        raise InputError("nothing to tabulate: give --score files (with --benchmark) or --metrics CSVs")
-    metrics = pd.concat(frames, ignore_index=True)
-    literature = tables.load_literature(args.literature) if args.literature else None
-    for path in tables.write_tables(metrics, args.out_dir, literature):
+        fid, diversity = score_triples(args)
+        path = Path(args.out_dir) / "metrics.csv"
+        tables.write_benchmark_metrics(load_score_benchmark(args), fid, diversity, path)
+        metrics_files.insert(0, path)
+    for path in tables.write_metrics_tables(metrics_files, args.out_dir, args.table, args.literature):
         print(path)
     return 0

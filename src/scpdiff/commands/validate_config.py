@@ -17,7 +17,8 @@ def run(args) -> int:
     from pathlib import Path
 
     from ..config.benchmark import load_benchmark
-    from ..config.workflow import import_plugins, resolve_benchmark, resolve_benchmarks, validate_workflow_config
+    from ..config.workflow import (import_plugins, resolve_benchmark, resolve_benchmarks, resolve_extra_rules,
+                                   validate_workflow_config)
     from ..config.yaml_files import read_yaml
     from ..errors import ConfigError
 
@@ -31,10 +32,15 @@ def run(args) -> int:
             raise ConfigError(f"{path}: workflow config file does not exist")
         config = validate_workflow_config(data, source=str(path))
         import_plugins(config["plugins"], source=f"{path}: plugins")
-        benches = resolve_benchmarks(config, source=str(path))
+        extra_rules = resolve_extra_rules(config, source=str(path))
+        # priors written by the extra rules are known only once Snakemake reads those rules
+        benches = resolve_benchmarks(config, source=str(path), check_priors=not extra_rules)
         for name, bench in benches.items():
             print(f"{path}: benchmark {name}: ok ({bench.path}; priors {', '.join(bench['priors'])}; "
                   f"protocol {bench.protocol.preset} {bench.protocol.hash})")
+        if extra_rules:
+            print(f"{path}: extra_rules {', '.join(extra_rules)}: priors that are not registered must be "
+                  "written by these rules (checked when snakemake reads them)")
         return 0
     bench = resolve_benchmark(args.file) if path.is_file() else load_benchmark(args.file)
     print(f"{bench.path}: benchmark {bench.name}: ok (priors {', '.join(bench['priors'])}; "

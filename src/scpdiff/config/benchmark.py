@@ -34,6 +34,8 @@ class Benchmark(dict):
     """A validated benchmark config (a plain dict) with a few derived values."""
 
     path: Path | None = None
+    source: str = ""  # where it was read from (its extends chain, overrides), for error messages
+
     _protocol: Protocol | None = None
 
     @property

@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import importlib
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -62,11 +63,11 @@ def import_plugins_from_env() -> None:
     import_plugins([m.strip() for m in os.environ.get(PLUGINS_ENV, "").split(",") if m.strip()], source=PLUGINS_ENV)
 
 
-def resolve_benchmark(entry: str, overrides: dict | None = None) -> Benchmark:
+def resolve_benchmark(entry: str, overrides: dict | None = None, check_priors: bool = True) -> Benchmark:
     """Load one benchmark (a name under benchmarks/ or a YAML path, its ``extends`` applied), apply
-    its overrides, validate it and check that every prior it compares is registered."""
-    from ..priors import get_prior_class
-
+    its overrides, validate it and (``check_priors``) check that every prior it compares is
+    registered; the workflow checks later, when it knows the priors its rules write
+    (:func:`check_benchmark_priors`)."""
     data, chain = read_benchmark(entry)
     name = data.get("name", str(entry))
     over = (overrides or {}).get(name, (overrides or {}).get(str(entry)))
@@ -78,20 +79,71 @@ def resolve_benchmark(entry: str, overrides: dict | None = None) -> Benchmark:
         if isinstance(over.get("protocol"), dict):
             layers.insert(0, (f"workflow config overrides for {name!r}", over["protocol"]))
     bench = validate_benchmark(data, source=source, origins=knob_origins(layers))
-    for prior in bench["priors"]:
-        try:
-            get_prior_class(prior)
-        except ScpdiffError as exc:
-            raise ConfigError(f"{source}: priors: {exc}") from None
+    bench.source = source
     bench.path = chain[0]
+    if check_priors:
+        check_benchmark_priors({bench.name: bench}, {})
     return bench
 
 
-def resolve_benchmarks(config: dict, source: str = "workflow config") -> dict[str, Benchmark]:
+def check_benchmark_priors(benches: dict[str, Benchmark], rule_made: dict[str, set[str]],
+                           source: str = "") -> None:
+    """Every prior a benchmark compares is either a registered variant or a prior file some rule of
+    the config's ``extra_rules`` writes (``rule_made``: benchmark name -> prior names); a rule may
+    not take the name of a registered variant (the workflow fits that one itself)."""
+    from ..priors import available, get_prior_class
+
+    where = f"{source}: " if source else ""
+    for name, bench in benches.items():
+        made = rule_made.get(name, set())
+        for prior in bench["priors"]:
+            if prior in made:
+                if prior in available():
+                    raise ConfigError(
+                        f"{where}extra_rules: a rule writes the prior file of {prior!r}, a registered variant "
+                        f"the workflow fits itself; give the rule's prior another name")
+                continue
+            try:
+                get_prior_class(prior)
+            except ScpdiffError as exc:
+                rules = f" nor written by a rule of extra_rules (they write {sorted(made)})" if made else (
+                    " nor written by a rule listed under extra_rules")
+                raise ConfigError(f"{where}{bench.source}: priors: {exc}; {prior!r} is not registered{rules}") from None
+
+
+def rule_made_priors(outputs, work_dir: str, benches) -> dict[str, set[str]]:
+    """Which benchmark gets which prior from a user rule: ``outputs`` are output file patterns of the
+    ``extra_rules`` rules; ``{work_dir}/{bench}/priors/NAME.safetensors`` gives NAME to every
+    benchmark, ``{work_dir}/BENCH/priors/NAME.safetensors`` to BENCH only."""
+    pattern = re.compile(
+        rf"^{re.escape(os.path.normpath(work_dir))}/(?P<bench>[^/]+)/priors/(?P<name>[A-Za-z0-9_]+)\.safetensors$")
+    made: dict[str, set[str]] = {b: set() for b in benches}
+    for out in outputs:
+        m = pattern.match(os.path.normpath(str(out)))
+        if m is None:
+            continue
+        for bench in benches if m["bench"] == "{bench}" else [m["bench"]]:
+            if bench in made:
+                made[bench].add(m["name"])
+    return made
+
+
+def resolve_extra_rules(config: dict, source: str = "workflow config") -> list[str]:
+    """The ``extra_rules`` files as absolute paths (relative ones: to the working directory)."""
+    paths = []
+    for entry in config.get("extra_rules") or []:
+        path = Path(entry).expanduser().resolve()
+        if not path.is_file():
+            raise ConfigError(f"{source}: extra_rules: {entry!r} is not a file ({path})")
+        paths.append(str(path))
+    return paths
+
+
+def resolve_benchmarks(config: dict, source: str = "workflow config", check_priors: bool = True) -> dict[str, Benchmark]:
     """Every benchmark the config runs, by name; overrides must name one of them."""
     benches: dict[str, Benchmark] = {}
     for entry in config["benchmarks"]:
-        bench = resolve_benchmark(entry, config.get("overrides"))
+        bench = resolve_benchmark(entry, config.get("overrides"), check_priors=check_priors)
         if bench.name in benches:
             raise ConfigError(f"{source}: benchmarks: {bench.name!r} is listed twice")
         benches[bench.name] = bench

@@ -11,7 +11,8 @@ Variants: ``normal`` (N(0, I), the baseline), ``spatial`` (Eq. 5), ``categorical
 ``official_categorical`` and ``official_joint`` hold the authors' released statistics
 (:mod:`.official`, ``scpdiff import-priors``). New variants:
 see :mod:`scpdiff.priors.registry`. The file format: :mod:`.file_format`; a benchmark's priors
-(fitted on its latent shards, read back and checked): :mod:`.for_benchmark`.
+(fitted on its latent shards, read back and checked): :mod:`.for_benchmark`; a fitted prior with
+scaled variances (e.g. for a prior made by a workflow rule): :mod:`.variance_scaling`.
 
 May import :mod:`scpdiff.latents` (the shard files), :mod:`scpdiff.datasets` (class counts),
 :mod:`scpdiff.registry`, :mod:`scpdiff.utils` and :mod:`scpdiff.errors`.

@@ -15,7 +15,7 @@ from ..datasets import num_classes_for
 from ..errors import InputError
 from ..latents.shards import read_latent_shard
 from .file_format import load
-from .registry import create, get_prior_class
+from .registry import available, create, get_prior_class
 
 
 # (variant, protocol knob, knob value) -> the registered variant that implements it (docs/protocol.md)
@@ -72,9 +72,17 @@ def fit_prior_on_shards(bench, variant: str, shard_paths: Sequence[str], batch_s
 
 
 def benchmark_prior(bench, variant: str, prior_path: str | None):
-    """The prior for ``variant``: read from ``prior_path`` when it must be fitted, else built."""
-    cls = get_prior_class(variant)
-    if cls.needs_fit:
+    """The prior for ``variant``: read from ``prior_path`` when it must be fitted, else built.
+
+    A name that is not registered is a prior some workflow rule wrote (the config's
+    ``extra_rules``): ``prior_path`` is its file, whose recorded variant gives the class.
+    """
+    if variant not in available():
+        if prior_path is None:
+            raise InputError(f"unknown prior variant {variant!r}: not registered (registered: {', '.join(available())}); "
+                             "a prior made by a workflow rule is read from its file: pass --prior FILE")
+        prior = load(prior_path)
+    elif get_prior_class(variant).needs_fit:
         if prior_path is None:
             raise InputError(f"the {variant!r} prior must be fitted: pass --prior FILE (scpdiff fit-prior)")
         prior = load(prior_path, variant=protocol_variant(bench, variant))

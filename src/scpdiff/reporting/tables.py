@@ -134,7 +134,11 @@ def collect_metrics(
 
 
 def read_metrics(paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
-    """Concatenate metrics CSVs (``results/*/metrics.csv``), checking their columns."""
+    """Concatenate metrics CSVs (``results/*/metrics.csv``), checking their columns.
+
+    Columns beyond the required ones are kept (a CSV without one gets NaN there), so whatever a
+    newer scorer adds flows into the tables built from several benchmarks' CSVs.
+    """
     frames = []
     for path in paths:
         try:
@@ -351,18 +355,17 @@ def _write_csv(frame: pd.DataFrame, path: Path) -> None:
         frame.to_csv(tmp, float_format="%.6g")
 
 
-def write_tables(metrics: pd.DataFrame, out_dir: str | os.PathLike, literature: pd.DataFrame | None = None) -> list[Path]:
-    """Write ``table{1,2,3}.{csv,tex}`` into ``out_dir``; returns the written paths."""
-    out = Path(out_dir)
-    written = []
+def _write_table1(metrics: pd.DataFrame, out: Path, literature) -> None:
     t1, d1 = table1(metrics)
-    t3, d3 = table3(metrics)
-    t2 = table2(metrics, literature)
     _write_csv(table_to_csv_frame(t1, d1), out / "table1.csv")
     write_text_atomic(out / "table1.tex", to_latex(
         t1, TABLE1_METRICS, d1, label="tab:noise-priors",
         caption="Quantitative comparison of noise priors (Table 1 of SCP-Diff); in parentheses the "
                 "difference to the normal prior."))
+
+
+def _write_table2(metrics: pd.DataFrame, out: Path, literature) -> None:
+    t2 = table2(metrics, literature)
     fid_cols = [c for c in t2.columns if c != "source"]
     _write_csv(t2, out / "table2.csv")
     fid_metric = Metric("fid", "FID", False, 1)
@@ -371,15 +374,73 @@ def write_tables(metrics: pd.DataFrame, out_dir: str | os.PathLike, literature: 
     write_text_atomic(out / "table2.tex", to_latex(
         t2_numeric, (fid_metric,), None, label="tab:sota", row_labels=str,
         caption="FID of our runs beside the state of the art as reported in Table 2 of SCP-Diff."))
+
+
+def _write_table3(metrics: pd.DataFrame, out: Path, literature) -> None:
+    t3, d3 = table3(metrics)
     _write_csv(table_to_csv_frame(t3, d3), out / "table3.csv")
     write_text_atomic(out / "table3.tex", to_latex(
         t3, TABLE3_METRICS, d3, label="tab:diversity",
         caption="Diversity of samples from one label map (Table 3 of SCP-Diff): mean pairwise LPIPS "
                 "(higher: more diverse) and MS-SSIM (lower: more diverse)."))
-    written += [out / f"table{i}.{ext}" for i in (1, 2, 3) for ext in ("csv", "tex")]
+
+
+# table number -> writer of table{N}.{csv,tex}
+TABLE_WRITERS = {1: _write_table1, 2: _write_table2, 3: _write_table3}
+
+
+def write_tables(
+    metrics: pd.DataFrame,
+    out_dir: str | os.PathLike,
+    literature: pd.DataFrame | None = None,
+    which: Sequence[int] = tuple(TABLE_WRITERS),
+) -> list[Path]:
+    """Write ``table{N}.{csv,tex}`` for each N in ``which`` into ``out_dir``; returns the paths.
+
+    One benchmark's metrics give its own tables; the metrics of several (``read_metrics`` of their
+    CSVs) give the paper's layout, one column group per benchmark. Both go through the same
+    builders, so a column added to the metrics frame reaches the per-benchmark and the combined
+    tables alike.
+    """
+    out = Path(out_dir)
+    unknown = [n for n in which if n not in TABLE_WRITERS]
+    if unknown:
+        raise InputError(f"no table {unknown}: the tables are {sorted(TABLE_WRITERS)}")
+    written = []
+    for n in dict.fromkeys(which):
+        TABLE_WRITERS[n](metrics, out, literature)
+        written += [out / f"table{n}.{ext}" for ext in ("csv", "tex")]
     return written
 
 
 def write_metrics(metrics: pd.DataFrame, path: str | os.PathLike) -> None:
     with atomic_path(path) as tmp:
         metrics.to_csv(tmp, index=False, float_format="%.6g")
+
+
+def write_benchmark_metrics(
+    bench,
+    fid_scores: Iterable[tuple[str, float, str | os.PathLike]],
+    diversity_scores: Iterable[tuple[str, float, str | os.PathLike]],
+    path: str | os.PathLike,
+) -> pd.DataFrame:
+    """The metrics frame of one benchmark (name, dataset kind, mu for tables) from its score files,
+    written as a metrics CSV at ``path``; returns it."""
+    metrics = collect_metrics(bench.name, bench["dataset"]["kind"], bench["mu"]["table"],
+                              fid_scores, diversity_scores)
+    write_metrics(metrics, path)
+    return metrics
+
+
+def write_metrics_tables(
+    metrics_paths: Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    which: Sequence[int] = tuple(TABLE_WRITERS),
+    literature_path: str | os.PathLike | None = None,
+) -> list[Path]:
+    """Tables ``which`` from metrics CSVs (one benchmark: its tables; several: the paper's layout,
+    a column group per benchmark) into ``out_dir`` (:func:`write_tables`)."""
+    if not metrics_paths:
+        raise InputError("nothing to tabulate: give --score files (with --benchmark) or --metrics CSVs")
+    literature = load_literature(literature_path) if literature_path else None
+    return write_tables(read_metrics(metrics_paths), out_dir, literature, which)
