@@ -76,10 +76,23 @@ def _point_at_fixtures(config: dict, sandbox: Path) -> dict:
         if str(config.get(key, "")).startswith("/"):
             config[key] = str(sandbox / config[key].lstrip("/"))
     real = [b for b in config.get("benchmarks", []) if b in ("cityscapes", "ade20k", "cocostuff")]
-    if real:
+    # the released-model benchmarks (`cityscapes-released` extends `cityscapes`, named `cityscapes_released`)
+    released = {b.removesuffix("-released"): b.replace("-", "_") for b in config.get("benchmarks", [])
+                if b.endswith("-released")}
+    if real or released:
         from test_workflow_dryrun import _real_config
 
-        fixtures = _real_config(sandbox / "fixtures", real, counts=FIXTURE_COUNTS)["overrides"]
+        fixtures = _real_config(sandbox / "fixtures", sorted(set(real) | set(released)), counts=FIXTURE_COUNTS)["overrides"]
+        for dataset, name in released.items():
+            over = fixtures.pop(dataset)
+            release = sandbox / "fixtures" / "released" / dataset
+            (release / "statistics").mkdir(parents=True, exist_ok=True)
+            (release / "controlnet.ckpt").write_bytes(b"checkpoint")  # a dry run needs the files to exist only
+            for kind in ("spatial", "categorical", "spatial_class"):
+                (release / "statistics" / f"{dataset}_{kind}_mean_std.npy").write_bytes(b"npy")
+            over["models"]["controlnet_checkpoint"] = str(release / "controlnet.ckpt")
+            over["priors_from"] = {"official_stats": str(release / "statistics"), "name": dataset}
+            fixtures[name] = over
         for name, over in fixtures.items():
             mine = config.setdefault("overrides", {}).setdefault(name, {})
             for section, values in over.items():
@@ -128,7 +141,8 @@ def test_the_readme_shows_the_commands_the_study_is_used_by():
     for expected in ("snakemake --cores all", "snakemake results/table1.tex", "snakemake results/mu_sweep.pdf",
                      "--profile slurm", "--profile local"):
         assert any(expected in line for line in lines), expected
-    assert {"my_site.yaml", "/shared/scpdiff-site.yaml", "my_variants.yaml", "my_rules/priors.smk"} <= set(readme_files())
+    assert {"my_site.yaml", "/shared/scpdiff-site.yaml", "my_variants.yaml", "my_rules/priors.smk",
+            "released.yaml"} <= set(readme_files())
 
 
 def _check(cmd: str, checkout: Path, env: dict) -> str | None:
