@@ -330,3 +330,41 @@ def test_results_without_answers_fail_clearly(built, tmp_path, capsys):
     assert main(["user-study", "results", str(study), "--out", str(tmp_path / "t4")]) == 1
     assert "no answers yet" in capsys.readouterr().err
     assert not (tmp_path / "t4").exists()
+
+
+def _table4_folder(folder, bench, rows):
+    folder.mkdir(parents=True)
+    table = pd.DataFrame(rows, columns=["method", "quality_ahr", "quality_std", "quality_ci_low", "quality_ci_high",
+                                        "fidelity_ahr", "fidelity_std", "fidelity_ci_low", "fidelity_ci_high",
+                                        "answers"]).set_index("method")
+    table.to_csv(folder / "table4.csv")
+    (folder / "table4.tex").write_text(f"% the table of {bench}\n")
+    summary = {"benchmark": bench, "methods": list(table.index), "participants": 2, "groups": 4,
+               "groups_answered": 3, "answers": 5, "kendall_w": {"quality": 0.5, "fidelity": None}}
+    (folder / "table4_summary.json").write_text(json.dumps(summary))
+    return folder
+
+
+def test_table4_over_benchmarks_one_is_its_table_several_are_column_groups(tmp_path):
+    a = _table4_folder(tmp_path / "a" / "table4", "cityscapes",
+                       [["normal:1", 1.2, 0.4, 1.0, 1.4, 1.5, 0.5, 1.2, 1.8, 5],
+                        ["joint:0.85", 2.8, 0.4, 2.6, 3.0, 2.5, 0.5, 2.2, 2.8, 5]])
+    b = _table4_folder(tmp_path / "b" / "table4", "ade20k",
+                       [["joint:0.85", 2.0, 0.0, 2.0, 2.0, 1.0, 0.0, 1.0, 1.0, 5],
+                        ["normal:1", 1.0, 0.0, 1.0, 1.0, 2.0, 0.0, 2.0, 2.0, 5]])
+    one = tmp_path / "one"
+    assert main(["user-study", "combine", str(a), "--out-dir", str(one)]) == 0
+    assert (one / "table4.csv").read_bytes() == (a / "table4.csv").read_bytes()
+    assert (one / "table4.tex").read_text() == "% the table of cityscapes\n"
+    both = tmp_path / "both"
+    assert main(["user-study", "combine", str(a), str(b), "--out-dir", str(both)]) == 0
+    table = pd.read_csv(both / "table4.csv", index_col=["benchmark", "method"])
+    assert table.loc[("ade20k", "normal:1"), "fidelity_ahr"] == 2.0
+    assert table.loc[("cityscapes", "joint:0.85"), "quality_ahr"] == 2.8 and len(table) == 4
+    tex = (both / "table4.tex").read_text()
+    # one column group per benchmark, methods in one row each, the best of each question bold per benchmark
+    assert tex.count(r"\multicolumn{2}{c}") == 2 and "cityscapes" in tex and "ade20k" in tex
+    joint = next(line for line in tex.splitlines() if line.startswith("joint:0.85"))
+    assert joint.count(r"\textbf") == 3  # cityscapes quality + fidelity, ade20k quality
+    assert main(["user-study", "combine", str(tmp_path / "missing"), "--out-dir", str(tmp_path / "x")]) == 1
+    assert not (tmp_path / "x").exists()

@@ -132,3 +132,14 @@ def test_study_from_the_smoke_run_and_its_table4(smoke_run):
         # leave the shared smoke run as it was for the other workflow tests
         shutil.rmtree(study_dir, ignore_errors=True)
         shutil.rmtree(table_dir, ignore_errors=True)
+
+
+def test_study_wide_table4_joins_all_with_the_per_benchmark_ones(tmp_path):
+    config = {"benchmarks": ["smoke", "toy"]}
+    for bench in ("smoke", "toy"):
+        study = tmp_path / "work" / bench / "user_study"
+        study.mkdir(parents=True)
+        (study / "answers.sqlite").touch()
+    jobs, out = dry_run(tmp_path, config, "all")
+    assert jobs["table4"] == 2 and jobs["table4_study"] == 1
+    assert "scpdiff user-study combine results/smoke/table4 results/toy/table4 --out-dir results" in out

@@ -4,7 +4,7 @@ table once answers exist.
     snakemake user_study                    # work/{bench}/user_study/ for every benchmark
     scpdiff user-study invite work/toy/user_study --count 20
     scpdiff user-study serve work/toy/user_study
-    snakemake                               # now also results/{bench}/table4/
+    snakemake                               # now also results/{bench}/table4/ and results/table4.*
 
 The study is not part of `all`: people rank it between two runs. Its manifest is protected, so a
 later change to the samples can never rebuild a study that participants are answering (the build
@@ -70,3 +70,32 @@ rule table4:
         ENV
     shell:
         "{params.cmd} user-study results {params.study} --out {params.out} > {log} 2>&1"
+
+
+# Table 4 over every benchmark whose study has answers, from their table4 folders.
+rule table4_study:
+    input:
+        lambda w: [f"{RESULTS}/{b}/table4/table4.csv" for b in benches_with_answers()],
+    output:
+        csv=report(
+            f"{RESULTS}/table4.csv",
+            caption="../report/table4.rst",
+            category="All benchmarks",
+            labels={"table": "Table 4"},
+        ),
+        tex=f"{RESULTS}/table4.tex",
+    params:
+        cmd=SCPDIFF,
+        tables=lambda w, input: " ".join(os.path.dirname(p) for p in input),
+        out_dir=lambda w, output: os.path.dirname(output.csv) or ".",
+    log:
+        f"{WORK}/logs/table4.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=15,
+        gpu=0,
+    conda:
+        ENV
+    shell:
+        "{params.cmd} user-study combine {params.tables} --out-dir {params.out_dir} > {log} 2>&1"

@@ -41,11 +41,16 @@ def user_study_options(wildcards):
     return " ".join(opts)
 
 
+def benches_with_answers():
+    """The benchmarks whose study has an answers database (people ranked between two runs)."""
+    return [b for b in BENCH if os.path.exists(f"{user_study_dir(b)}/answers.sqlite")]
+
+
 def user_study_targets():
-    """Table 4 of every benchmark whose study has an answers database."""
-    return [
-        f"{RESULTS}/{b}/table4/table4.{ext}"
-        for b in BENCH
-        if os.path.exists(f"{user_study_dir(b)}/answers.sqlite")
-        for ext in ("csv", "tex")
-    ]
+    """Table 4 of every benchmark whose study has an answers database, and over all of them
+    results/table4.{csv,tex} (the paper's Tables 1-3 layout; one benchmark: its table)."""
+    answered = benches_with_answers()
+    out = [f"{RESULTS}/{b}/table4/table4.{ext}" for b in answered for ext in ("csv", "tex")]
+    if answered:
+        out += [f"{RESULTS}/table4.{ext}" for ext in ("csv", "tex")]
+    return out

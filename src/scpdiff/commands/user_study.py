@@ -48,6 +48,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     r.add_argument("--confidence", type=float, default=0.95, help="bootstrap interval level")
     r.add_argument("--seed", type=int, default=0, help="bootstrap seed")
 
+    c = sub.add_parser("combine", help="Table 4 over every benchmark (results/table4.csv/.tex) from their table4 folders")
+    c.add_argument("tables", nargs="+", help="each benchmark's table4 folder (scpdiff user-study results --out)")
+    c.add_argument("--out-dir", required=True, help="output folder, e.g. results")
+
 
 def run(args) -> int:
     if args.action == "build":
@@ -63,6 +67,11 @@ def run(args) -> int:
         from ..userstudy.app import serve
 
         serve(args.study, args.host, args.port, args.threads)
+    elif args.action == "combine":
+        from ..userstudy.results import write_study_table4
+
+        for path in write_study_table4(args.tables, args.out_dir):
+            print(path)
     else:
         from ..userstudy.results import write_table4
 

@@ -113,8 +113,8 @@ def table4(frame: pd.DataFrame, methods: list[str], n_boot: int = 2000, confiden
     return out
 
 
-def to_latex(table: pd.DataFrame, summary: dict, k: int) -> str:
-    """The paper's Table 4: mean±std per method and question, the best mean bold."""
+def latex_cells(table: pd.DataFrame) -> pd.DataFrame:
+    """mean±std per method (rows) and question (columns), the best mean of each question bold."""
     cells = pd.DataFrame(index=[latex_escape(m) for m in table.index])
     for q in QUESTION_KEYS:
         means, stds = table[f"{q}_ahr"], table[f"{q}_std"]
@@ -124,14 +124,24 @@ def to_latex(table: pd.DataFrame, summary: dict, k: int) -> str:
             text = f"{mean:.2f}$\\pm${std:.2f}"
             texts.append(rf"\textbf{{{text}}}" if round(mean, 2) == best else text)
         cells[f"{QUESTION_HEADERS[q]} $\\uparrow$"] = texts
-    cells.columns.name = "Method"
+    return cells
+
+
+def _summary_text(summary: dict) -> str:
     w = summary["kendall_w"]
     w_text = ", ".join(f"{QUESTION_HEADERS[q].lower()} " + ("n/a" if w[q] is None else f"{w[q]:.2f}")
                        for q in QUESTION_KEYS)
+    return (f"{summary['answers']} answers from {summary['participants']} "
+            f"participant{'s' if summary['participants'] != 1 else ''} on "
+            f"{summary['groups_answered']} of {summary['groups']} groups; Kendall's W {w_text}")
+
+
+def to_latex(table: pd.DataFrame, summary: dict, k: int) -> str:
+    """The paper's Table 4: mean±std per method and question, the best mean bold."""
+    cells = latex_cells(table)
+    cells.columns.name = "Method"
     caption = (f"Results of user study: Average Human Ranking (1 to {k}, {k} best), mean $\\pm$ std over "
-               f"{summary['answers']} answers from {summary['participants']} "
-               f"participant{'s' if summary['participants'] != 1 else ''} on "
-               f"{summary['groups_answered']} of {summary['groups']} groups; Kendall's W {w_text}.")
+               f"{_summary_text(summary)}.")
     return cells.style.to_latex(hrules=True, column_format="l" + "c" * len(cells.columns), caption=caption,
                                 label="tab:user_study", position_float="centering")
 
@@ -161,4 +171,46 @@ def write_table4(study_dir: str | os.PathLike, out_dir: str | os.PathLike, n_boo
         table.to_csv(tmp, float_format="%.6g")
     write_text_atomic(paths[1], to_latex(table, summary, study.k))
     write_text_atomic(paths[2], json.dumps(summary, indent=2) + "\n")
+    return paths
+
+
+def write_study_table4(table_dirs: list[str | os.PathLike], out_dir: str | os.PathLike) -> list[Path]:
+    """``table4.csv`` and ``table4.tex`` over every benchmark with a study, from each benchmark's
+    ``table4/`` folder (``write_table4``'s outputs): one benchmark's files as they are, several as
+    one table with a column group per benchmark (the layout of the paper's Tables 1-3)."""
+    out = Path(out_dir)
+    paths = [out / "table4.csv", out / "table4.tex"]
+    if not table_dirs:
+        raise InputError(f"{out}: no benchmark has a Table 4 (no study has answers)")
+    tables, summaries = {}, {}
+    for folder in map(Path, table_dirs):
+        for name in ("table4.csv", "table4.tex", "table4_summary.json"):
+            if not (folder / name).is_file():
+                raise InputError(f"{folder / name}: missing (scpdiff user-study results writes it)")
+        summary = json.loads((folder / "table4_summary.json").read_text())
+        bench = summary.get("benchmark") or folder.parent.name
+        if bench in tables:
+            raise InputError(f"{folder}: a second Table 4 of benchmark {bench!r}")
+        tables[bench] = pd.read_csv(folder / "table4.csv", index_col="method")
+        summaries[bench] = summary
+    if len(tables) == 1:
+        folder = Path(table_dirs[0])
+        write_text_atomic(paths[0], (folder / "table4.csv").read_text())
+        write_text_atomic(paths[1], (folder / "table4.tex").read_text())
+        return paths
+    combined = pd.concat(tables, names=["benchmark", "method"])
+    with atomic_path(paths[0]) as tmp:
+        combined.to_csv(tmp, float_format="%.6g")
+    # methods in first-seen order; a method missing from a benchmark's study is left blank
+    methods = list(dict.fromkeys(m for t in tables.values() for m in t.index))
+    cells = pd.concat({latex_escape(b): latex_cells(t.reindex([m for m in methods if m in t.index]))
+                       for b, t in tables.items()}, axis=1)
+    cells = cells.reindex([latex_escape(m) for m in methods]).fillna("--")
+    ks = {len(s["methods"]) for s in summaries.values()}
+    scale = f"1 to {ks.pop()}" if len(ks) == 1 else "1 to k, k methods"
+    caption = (f"Results of user study: Average Human Ranking ({scale}, higher is better), mean $\\pm$ std; "
+               + "; ".join(f"{latex_escape(b)}: {_summary_text(s)}" for b, s in summaries.items()) + ".")
+    tex = cells.style.to_latex(hrules=True, column_format="l" + "c" * len(cells.columns), caption=caption,
+                               label="tab:user_study", position_float="centering", multicol_align="c")
+    write_text_atomic(paths[1], tex)
     return paths
