@@ -319,7 +319,8 @@ def test_docs_protocol_has_one_row_per_knob():
     from pathlib import Path
 
     text = (Path(__file__).resolve().parents[1] / "docs" / "protocol.md").read_text()
-    rows = [line for line in text.splitlines() if line.startswith("| `")]
+    knobs_section = text.split("\n## The knobs\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in knobs_section.splitlines() if line.startswith("| `")]
     named = [line.split("`")[1] for line in rows]
     assert sorted(named) == sorted(k.name for k in KNOBS)
     for knob in KNOBS:  # the official file:line of the table is in the doc's row
@@ -402,3 +403,18 @@ def test_original_images_fid_reference_follows_the_generation_draw(tmp_path):
     assert len(rows) == len(items) == 20
     assert [images.indices[r] for r in rows] == [i.map_index for i in items]
     assert images[0][0].shape == (64, 128, 3)  # the file as it is, not the benchmark's 512x1024
+
+
+def test_protocol_command_shows_the_scorers_segmenter_settings(tmp_path, capsys):
+    import json
+
+    from scpdiff.cli import main
+
+    config = tmp_path / "site.yaml"
+    config.write_text("benchmarks: [ade20k]\noverrides:\n  ade20k:\n    segmenter: {kind: upernet_101, normalization: caffe_bgr, backend: mmseg}\n")
+    assert main(["protocol", "--benchmark", "ade20k", "--configfile", str(config)]) == 0
+    seg = json.loads(capsys.readouterr().out)["segmenter"]
+    assert seg == {"kind": "upernet_101", "backend": "mmseg", "normalization": "caffe_bgr", "miou_average": "accumulated"}
+    assert main(["protocol", "--benchmark", "cityscapes"]) == 0
+    seg = json.loads(capsys.readouterr().out)["segmenter"]
+    assert seg["kind"] == "drn_d_105" and seg["backend"] == "torch" and seg["normalization"] is None

@@ -177,4 +177,9 @@ def benchmark_protocol(benchmark: str, configfile: str | os.PathLike | None = No
         import_plugins(config["plugins"], source=f"{configfile}: plugins")
         overrides = config.get("overrides")
     bench = resolve_benchmark(benchmark, overrides)
-    return {"benchmark": bench.name, "file": str(bench.path), **bench.protocol.as_json()}
+    seg = bench["segmenter"]
+    # the scorer's segmenter settings sit in the benchmark's `segmenter:` section, not in `protocol:`
+    # (the official code has no evaluation code); shown here so one command shows what a run does
+    segmenter = {"kind": seg["kind"], "backend": seg.get("backend") or "torch",
+                 "normalization": seg.get("normalization"), "miou_average": seg.get("miou_average", "accumulated")}
+    return {"benchmark": bench.name, "file": str(bench.path), **bench.protocol.as_json(), "segmenter": segmenter}
