@@ -37,9 +37,10 @@ RANKS: dict[str, int] = {
     "scpdiff.metrics": 7,
     "scpdiff.training": 7,
     "scpdiff.reporting": 7,
-    "scpdiff.commands": 8,
-    "scpdiff.cli": 9,
-    "scpdiff.__main__": 10,
+    "scpdiff.planning": 8,
+    "scpdiff.commands": 9,
+    "scpdiff.cli": 10,
+    "scpdiff.__main__": 11,
 }
 
 # The only modules allowed at the top of the package (everything else lives in a sub-package).

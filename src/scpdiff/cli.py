@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "tables": "tables",
     "plots": "plots",
     "validate-config": "validate_config",
+    "plan": "plan",
 }
 
 
