@@ -38,6 +38,7 @@ RANKS: dict[str, int] = {
     "scpdiff.training": 7,
     "scpdiff.reporting": 7,
     "scpdiff.userstudy": 8,
+    "scpdiff.planning": 8,
     "scpdiff.commands": 9,
     "scpdiff.cli": 10,
     "scpdiff.__main__": 11,

@@ -47,6 +47,15 @@ def test_released_benchmark_dry_run_imports_instead_of_training(tmp_path, datase
     assert all(f"--base {released} --controlnet {released}" in line for line in gen)
     joint = next(line for line in gen if "--variant official_joint " in line)
     assert f"--prior work/{name}/priors/official_joint.safetensors" in joint
+    # `scpdiff plan` counts the jobs this DAG runs: imports, no fine-tuning, encoding or fitting
+    from scpdiff.config.workflow import resolve_benchmark
+    from scpdiff.planning.report import plan_rows
+
+    rows, _ = plan_rows([resolve_benchmark(f"{dataset}-released", {name: over})], tflops=1.0)
+    plan = {r.stage: r.jobs for r in rows}
+    assert plan["import ControlNet"] == counts["import_controlnet"] and "fine-tune" not in plan
+    assert plan["encode latents"] == 0 and plan["fit priors"] == counts["import_priors"]
+    assert plan["total"] == sum(counts.values())
 
 
 def test_released_benchmarks_carry_the_papers_table1():

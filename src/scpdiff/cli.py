@@ -38,6 +38,7 @@ COMMANDS: dict[str, str] = {
     "validate-config": "validate_config",
     "protocol": "protocol",
     "install-profiles": "install_profiles",
+    "plan": "plan",
 }
 
 

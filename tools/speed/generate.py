@@ -34,6 +34,9 @@ from typing import Callable
 
 import torch
 
+# the FLOP counters live in the library (scpdiff plan uses them too)
+from scpdiff.models.flops import count_flops, denoiser_step_flops, vae_decode_flops  # noqa: F401
+
 PAPER_SECONDS_PER_IMAGE_A100 = 2.34  # paper section 5.2, "without any acceleration techniques"
 
 # Dense (no sparsity) peak TFLOPS from NVIDIA's data sheets, by device-name pattern:
@@ -90,51 +93,7 @@ COLUMNS = [
 
 
 # ---------------------------------------------------------------------------------------------
-# FLOP counting
-
-
-def count_flops(fn: Callable[[], object]) -> int:
-    """FLOPs (2 per multiply-add) of the matmuls, convolutions and attention run by ``fn()``.
-
-    Attention is forced through the math SDPA kernel, whose matmuls ``FlopCounterMode`` counts on
-    every device (the CPU flash kernel has no FLOP formula); the count is the same for all kernels.
-    """
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
-        fn()
-    return int(counter.get_total_flops())
-
-
-def denoiser_step_flops(configs, height: int, width: int, batch: int = 1, device: str = "meta") -> int:
-    """FLOPs of one ControlNet + UNet evaluation (one denoising step) for ``batch`` latents."""
-    from scpdiff.models import sd_configs
-
-    configs = sd_configs.get_configs(configs)
-    c, h, w = configs.latent_shape(height, width)
-    unet = sd_configs.build_unet(configs, device=device, seed=None)
-    controlnet = sd_configs.build_controlnet(configs, device=device, seed=None)
-    x = torch.zeros(batch, c, h, w, device=device)
-    t = torch.full((batch,), 500, device=device, dtype=torch.long)
-    text = torch.zeros(batch, 77, configs.cross_attention_dim, device=device)
-    cond = torch.zeros(batch, 3, height, width, device=device)
-
-    def step():
-        down, mid = controlnet(x, t, text, controlnet_cond=cond, return_dict=False)
-        unet(x, t, text, down_block_additional_residuals=down, mid_block_additional_residual=mid)
-
-    return count_flops(step)
-
-
-def vae_decode_flops(configs, height: int, width: int, device: str = "meta") -> int:
-    """FLOPs of decoding one latent to an ``height`` x ``width`` image."""
-    from scpdiff.models import sd_configs
-
-    configs = sd_configs.get_configs(configs)
-    vae = sd_configs.build_vae(configs, device=device, seed=None)
-    z = torch.zeros(1, *configs.latent_shape(height, width), device=device)
-    return count_flops(lambda: vae.decode(z))
+# peak FLOPS
 
 
 def peak_tflops(device_name: str, dtype: torch.dtype) -> tuple[float | None, str]:

@@ -9,7 +9,6 @@ whose file a rule of ``extra_rules`` writes is read from that file instead of be
 
 import hashlib
 import json
-import math
 import os
 import re
 import shlex
@@ -19,6 +18,7 @@ from snakemake.io import strip_wildcard_constraints
 
 from scpdiff.errors import ScpdiffError
 from scpdiff.priors import available, get_prior_class
+from scpdiff.config import settings
 from scpdiff.config.workflow import (
     PLUGINS_ENV,
     check_benchmark_priors,
@@ -121,33 +121,20 @@ def prior_requires_latents(b, name):
 
 
 def fmt_mu(mu):
-    return f"{float(mu):g}"
+    return settings.fmt_mu(mu)
 
 
-def _unique(items):
-    return list(dict.fromkeys(items))
-
-
+# The enumeration lives in scpdiff.config.settings, shared with `scpdiff plan`.
 def fid_settings(b):
-    """(prior, mu) pairs to generate and score for FID/mIoU: Table 1 (mu.table), Fig. 8 (mu.grid)
-    and Fig. 3 (the oracle prior over mu.oracle_grid, against the normal prior at mu = 1)."""
-    bench = BENCH[b]
-    mus = _unique([fmt_mu(m) for m in [bench["mu"]["table"], *bench["mu"]["grid"]]])
-    out = [(p, m) for p in bench["priors"] for m in mus]
-    if bench["mu"].get("oracle_grid"):
-        out += [("oracle", fmt_mu(m)) for m in bench["mu"]["oracle_grid"]]
-        out.append(("normal", "1"))
-    return _unique(out)
+    return settings.fid_settings(BENCH[b])
 
 
 def diversity_settings(b):
-    """(prior, mu) pairs for Table 3: every compared prior at mu.table."""
-    bench = BENCH[b]
-    return [(p, fmt_mu(bench["mu"]["table"])) for p in bench["priors"] if p != "oracle"]
+    return settings.diversity_settings(BENCH[b])
 
 
 def table_priors(b):
-    return [p for p in BENCH[b]["priors"] if p != "oracle"]
+    return settings.table_priors(BENCH[b])
 
 
 # --------------------------------------------------------------------------- shards
@@ -158,26 +145,15 @@ def shard_ids(n):
 
 
 def num_reference_shards(b):
-    counts = BENCH[b]["counts"]
-    return math.ceil(counts["reference"] / counts["shard_size"])
+    return settings.num_reference_shards(BENCH[b])
 
 
 def num_val_latent_shards(b):
-    """The oracle prior (Fig. 3) needs the real latents of the validation label maps. Their number
-    is known before the data exists only for the toy datasets; a real split is encoded in one job
-    (a few thousand images at most)."""
-    bench = BENCH[b]
-    num_val = bench["dataset"].get("num_val")
-    return math.ceil(num_val / bench["counts"]["shard_size"]) if num_val else 1
+    return settings.num_val_latent_shards(BENCH[b])
 
 
 def num_generation_shards(b, purpose):
-    counts = BENCH[b]["counts"]
-    if purpose == "diversity":
-        total = counts["diversity_maps"] * counts["diversity_samples"]
-    else:
-        total = counts["fid_samples"]
-    return math.ceil(total / counts["shard_size"])
+    return settings.num_generation_shards(BENCH[b], purpose)
 
 
 def latent_shards(b, split):
@@ -331,7 +307,7 @@ def generate_options(wildcards, input):
 # What each report product is made from, so that a single table or figure asks for no more
 # generation and scoring than it shows: "table1".."table3", "mu_sweep", "oracle", and "all"
 # (results/{bench}/metrics.csv, every scored setting).
-REPORT_PRODUCTS = ("table1", "table2", "table3", "mu_sweep", "oracle")
+REPORT_PRODUCTS = settings.REPORT_PRODUCTS
 
 
 def product_settings(b, product):
@@ -433,7 +409,7 @@ def official_stats_options(wildcards):
 # --------------------------------------------------------------------------- targets
 
 
-TABLES = (1, 2, 3)
+TABLES = settings.TABLES
 
 
 def bench_results(b):

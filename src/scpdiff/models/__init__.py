@@ -3,7 +3,7 @@ tiny models and tokenizer built without downloads, and the mask condition Contro
 
 May import :mod:`scpdiff.errors` and :mod:`scpdiff.utils` only.
 ``load_pipeline`` (:mod:`.pipeline`), :mod:`.paths` (SD folders and the offline HF cache), :mod:`.sd_configs`,
-:mod:`.tiny`, :mod:`.tokenizer`, :mod:`.controlnet` (ControlNet from a UNet), :mod:`.conditioning`.
+:mod:`.tiny`, :mod:`.tokenizer`, :mod:`.controlnet` (ControlNet from a UNet), :mod:`.conditioning`, :mod:`.flops` (FLOPs of the models, counted on the meta device).
 
     pipe = load_pipeline("models/stable-diffusion-2-1-base", "work/cityscapes/models/controlnet", device="cuda")
 """

@@ -1,0 +1,90 @@
+"""What a benchmark asks the workflow to run: its generation settings and shard counts.
+
+One enumeration for the ``Snakefile`` (``workflow/rules/common.smk`` wraps these per ``{bench}``)
+and for ``scpdiff plan`` (:mod:`scpdiff.planning`), so the plan counts exactly the jobs of the DAG.
+Every function takes the resolved benchmark (:class:`~scpdiff.config.benchmark.Benchmark`, a dict).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping
+
+
+def fmt_mu(mu) -> str:
+    """mu as it appears in paths and wildcards (``0.85``, ``1``)."""
+    return f"{float(mu):g}"
+
+
+def _unique(items):
+    return list(dict.fromkeys(items))
+
+
+def fid_settings(bench: Mapping) -> list[tuple[str, str]]:
+    """(prior, mu) pairs to generate and score for FID/mIoU: Table 1 (mu.table), Fig. 8 (mu.grid)
+    and Fig. 3 (the oracle prior over mu.oracle_grid, against the normal prior at mu = 1)."""
+    mus = _unique([fmt_mu(m) for m in [bench["mu"]["table"], *bench["mu"]["grid"]]])
+    out = [(p, m) for p in bench["priors"] for m in mus]
+    if bench["mu"].get("oracle_grid"):
+        out += [("oracle", fmt_mu(m)) for m in bench["mu"]["oracle_grid"]]
+        out.append(("normal", "1"))
+    return _unique(out)
+
+
+def table_priors(bench: Mapping) -> list[str]:
+    """The priors of Tables 1-3 (the oracle only draws Fig. 3)."""
+    return [p for p in bench["priors"] if p != "oracle"]
+
+
+def diversity_settings(bench: Mapping) -> list[tuple[str, str]]:
+    """(prior, mu) pairs for Table 3: every compared prior at mu.table."""
+    return [(p, fmt_mu(bench["mu"]["table"])) for p in table_priors(bench)]
+
+
+def num_reference_shards(bench: Mapping) -> int:
+    counts = bench["counts"]
+    return math.ceil(counts["reference"] / counts["shard_size"])
+
+
+def num_val_latent_shards(bench: Mapping) -> int:
+    """The oracle prior (Fig. 3) needs the real latents of the validation label maps. Their number
+    is known before the data exists only for the toy datasets; a real split is encoded in one job
+    (a few thousand images at most)."""
+    num_val = bench["dataset"].get("num_val")
+    return math.ceil(num_val / bench["counts"]["shard_size"]) if num_val else 1
+
+
+def generation_images(bench: Mapping, purpose: str) -> int:
+    """Images of one setting: ``counts.fid_samples`` (fid) or maps x samples (diversity)."""
+    counts = bench["counts"]
+    if purpose == "diversity":
+        return counts["diversity_maps"] * counts["diversity_samples"]
+    return counts["fid_samples"]
+
+
+def num_generation_shards(bench: Mapping, purpose: str) -> int:
+    return math.ceil(generation_images(bench, purpose) / bench["counts"]["shard_size"])
+
+
+# The report products (workflow/rules/report.smk): the paper's tables, per benchmark and over all
+# benchmarks, and the metrics CSV each table or figure reads (work/{bench}/metrics/{product}.csv).
+TABLES = (1, 2, 3)
+REPORT_PRODUCTS = ("table1", "table2", "table3", "mu_sweep", "oracle")
+
+
+def report_products(bench: Mapping) -> list[str]:
+    """The metrics CSVs a benchmark's tables and figures read (the oracle curve only with an oracle grid)."""
+    return [p for p in REPORT_PRODUCTS if p != "oracle" or bench["mu"].get("oracle_grid")]
+
+
+def report_jobs(bench: Mapping) -> int:
+    """A benchmark's report jobs: metrics.csv, one metrics CSV per product, its tables, and the
+    mu sweep, samples grid and (with an oracle grid) oracle plots."""
+    plots = 2 + (1 if bench["mu"].get("oracle_grid") else 0)
+    return 1 + len(report_products(bench)) + len(TABLES) + plots
+
+
+def study_jobs() -> int:
+    """Jobs of the study as a whole: the metric weights, the tables and the mu sweep over every
+    benchmark, and ``all``."""
+    return 1 + len(TABLES) + 1 + 1

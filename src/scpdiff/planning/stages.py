@@ -1,0 +1,206 @@
+"""Per-stage counts of one benchmark: jobs, images, model evaluations, FLOPs, GPU-hours, disk.
+
+The jobs and settings are the workflow's own: :mod:`scpdiff.config.settings` enumerates the
+generation settings and shards for the ``Snakefile`` and for this plan alike, and the number of
+DDIM steps run for each (prior, mu) is :func:`scpdiff.sampling.schedule.start_plan` under the
+benchmark's protocol (its ``ddim_steps``, ``start_rule`` and ``normal_prior_start``; docs/protocol.md),
+the function generation calls. Stated assumptions (also in the CSV's ``note`` column):
+
+* classifier-free guidance evaluates the UNet + ControlNet on two latents per step when
+  ``guidance_scale > 1`` (diffusers' ``do_classifier_free_guidance``, which the generation pipeline
+  uses), one otherwise; the text encoder (once per batch) and the scheduler are not counted;
+* a training step costs 3x the forward FLOPs (backward = 2x forward) per sample, plus a VAE encode
+  per sample (once per training image when ``cache_latents``);
+* Inception passes use the stated per-pass FLOPs of :mod:`.model_costs`; segmenter FLOPs are
+  not counted (passes are: the protocol's test scales, each scale one pass);
+* PNG size: ``png_bytes_per_pixel`` (default 1.4, i.e. ~47% of the 3 raw bytes of a natural RGB
+  image; the issue's "1.5 TB for 2.1 M 1024x512 images" is 1.36), latents float32 ``[4, h, w]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from ..config import settings
+from ..priors import get_prior_class
+from ..sampling.schedule import start_plan
+from .model_costs import ModelCosts
+from .throughput import Throughput
+
+PNG_BYTES_PER_PIXEL = 1.4
+TRAIN_FLOPS_PER_FORWARD = 3  # forward + backward (2x forward)
+
+# Validation label maps of the real datasets (OASIS protocol; paper section 5.1), used when the
+# benchmark does not state dataset.num_val (the toy ones do).
+VAL_MAPS = {"cityscapes": 500, "ade20k": 2000, "cocostuff": 5000}
+
+
+def segmenter_passes_per_image(kind: str) -> int:
+    """Forward passes of the protocol segmenter per image: one per test scale."""
+    from ..segmenters import deeplabv2, drn, upernet
+
+    scales = {
+        "toy": 1,
+        "drn_d_105": 1 + len(drn.MS_SCALES),  # scale 1 plus fyu/drn's MS_SCALES
+        "deeplabv2": 1 + len(deeplabv2.MSC_SCALES),  # the full image plus the MSC scales
+        "upernet_101": len(upernet.IMG_SIZES),
+        "mmseg_upernet_r101": len(upernet.IMG_SIZES),
+    }
+    return scales.get(kind, 1)
+
+
+@dataclass
+class StageCost:
+    """One row of the plan."""
+
+    benchmark: str
+    stage: str
+    jobs: int = 0
+    images: int = 0
+    denoiser_evals: int = 0  # UNet + ControlNet evaluations of one latent
+    segmenter_passes: int = 0
+    inception_passes: int = 0
+    flops: float = 0.0
+    gpu_hours: float = 0.0
+    disk_bytes: float = 0.0
+    device: str = "gpu"
+    note: str = field(default="")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def num_val_maps(bench) -> int:
+    return int(bench["dataset"].get("num_val") or VAL_MAPS.get(bench["dataset"]["kind"], 0))
+
+
+def guidance_factor(bench) -> int:
+    """Latents evaluated per step: 2 with classifier-free guidance (the protocol's guidance_scale > 1), else 1."""
+    return 2 if float(bench.protocol["guidance_scale"]) > 1.0 else 1
+
+
+def steps_run(bench, prior: str, mu) -> int:
+    """DDIM steps run for ``prior`` at ``mu`` under the benchmark's protocol (start rule, the
+    normal prior's own start): :func:`scpdiff.sampling.schedule.start_plan`, as generation runs them."""
+    protocol = bench.protocol
+    return start_plan(float(mu), int(protocol["ddim_steps"]), protocol["start_rule"], normal=prior == "normal",
+                      normal_start=protocol["normal_prior_start"]).steps
+
+
+def image_flops(bench, costs: ModelCosts, mu, prior: str = "joint") -> float:
+    """FLOPs of one generated image of ``prior`` at ``mu``: the denoising steps run, guidance, one VAE decode."""
+    return steps_run(bench, prior, mu) * guidance_factor(bench) * costs.denoiser_step + costs.vae_decode
+
+
+def _generation(bench, costs: ModelCosts, png_bytes: float) -> StageCost:
+    steps = int(bench.protocol["ddim_steps"])
+    cfg = guidance_factor(bench)
+    height, width = bench.resolution
+    row = StageCost(bench.name, "generate")
+    purposes = [("fid", settings.fid_settings(bench)), ("diversity", settings.diversity_settings(bench))]
+    maps = num_val_maps(bench)
+    for purpose, pairs in purposes:
+        images = settings.generation_images(bench, purpose)
+        if purpose == "diversity" and maps:
+            # plan_items draws K samples of min(maps, L) label maps
+            images = min(bench["counts"]["diversity_maps"], maps) * bench["counts"]["diversity_samples"]
+        for prior, mu in pairs:
+            row.jobs += settings.num_generation_shards(bench, purpose)
+            row.images += images
+            row.denoiser_evals += images * steps_run(bench, prior, mu) * cfg
+    row.flops = row.denoiser_evals * costs.denoiser_step + row.images * costs.vae_decode
+    row.disk_bytes = row.images * height * width * png_bytes
+    row.note = (f"{len(purposes[0][1])} FID settings + {len(purposes[1][1])} diversity settings; "
+                f"{steps} DDIM steps, steps run per (prior, mu) from sampling.schedule.start_plan "
+                f"({bench.protocol['start_rule']} rule); CFG x{cfg}")
+    return row
+
+
+def plan_benchmark(bench, costs: ModelCosts, rate: Throughput, png_bytes: float = PNG_BYTES_PER_PIXEL) -> list[StageCost]:
+    """The rows of one benchmark, in pipeline order (module doc)."""
+    name = bench.name
+    counts = bench["counts"]
+    height, width = bench.resolution
+    _, h, w = bench.latent_shape
+    latent_bytes = 4 * h * w * 4
+    maps = num_val_maps(bench)
+    rows: list[StageCost] = [StageCost(name, "prepare data", jobs=1, device="cpu", note="dataset index")]
+    if bench.is_toy:
+        rows.append(StageCost(name, "train toy models", jobs=3, device="cpu",
+                              note="toy VAE, base UNet and segmenter on CPU (FLOPs not counted)"))
+
+    tune = StageCost(name, "fine-tune")
+    if bench["models"].get("controlnet_checkpoint"):
+        # the authors' release: converted, not trained (rule import_controlnet)
+        tune = StageCost(name, "import ControlNet", jobs=1, device="cpu",
+                         note="models.controlnet_checkpoint: converted by scpdiff import-controlnet, not fine-tuned")
+    elif not bench["models"].get("controlnet"):
+        cfg = (bench.get("training") or {}).get("controlnet") or {}
+        samples = int(cfg.get("steps", 0)) * int(cfg.get("batch_size", 0)) * int(cfg.get("gradient_accumulation", 1))
+        encoded = min(samples, int(bench["dataset"].get("num_train") or samples)) if cfg.get("cache_latents") else samples
+        tune.jobs, tune.images, tune.denoiser_evals = 1, samples, samples
+        tune.flops = TRAIN_FLOPS_PER_FORWARD * samples * costs.denoiser_step + encoded * costs.vae_encode
+        if not bench.is_toy:
+            from ..models.sd_configs import get_configs
+
+            params = get_configs("sd21-base").expected_parameters
+            kept = params["controlnet"] + (params["unet"] if cfg.get("unlock_decoder", True) else 0)
+            tune.disk_bytes = 4.0 * kept
+        tune.note = (f"{cfg.get('steps')} steps x batch {cfg.get('batch_size')}; 3x forward FLOPs per sample"
+                     + ("; checkpoint fp32 ControlNet (+ UNet, decoder unlocked)" if not bench.is_toy else ""))
+    else:
+        tune.note = "models.controlnet given: not fine-tuned"
+    rows.append(tune)
+
+    val_needed = any(get_prior_class(p).requires_latents for p, _ in settings.fid_settings(bench))
+    from ..priors.official import OfficialPrior
+
+    # the official_* priors are imported from the authors' statistics (rule import_priors), never fitted
+    imported = [p for p in bench["priors"] if issubclass(get_prior_class(p), OfficialPrior)]
+    fitted = [p for p in bench["priors"] if get_prior_class(p).needs_fit and p not in imported]
+    n_ref = settings.num_reference_shards(bench) if fitted else 0  # no fitted prior: no reference latents
+    enc = StageCost(name, "encode latents", jobs=n_ref, images=int(counts["reference"]) if fitted else 0)
+    if val_needed:
+        enc.jobs += settings.num_val_latent_shards(bench)
+        enc.images += maps
+    enc.flops = enc.images * costs.vae_encode
+    enc.disk_bytes = enc.images * latent_bytes
+    enc.note = "reference latents" + (" + the val maps' latents for the oracle prior" if val_needed else "")
+    rows.append(enc)
+
+    fit = StageCost(name, "fit priors", jobs=len(fitted) * (n_ref + 1), images=len(fitted) * int(counts["reference"]),
+                    device="cpu", note=f"{len(fitted)} fitted priors x {n_ref} shards + merges (CPU; FLOPs not counted)")
+    if imported:
+        fit.jobs += 1  # rule import_priors writes every official_* prior file in one job
+        fit.note += f"; {len(imported)} priors imported from priors_from in one job (scpdiff import-priors)"
+    rows.append(fit)
+
+    rows.append(_generation(bench, costs, png_bytes))
+
+    rows.append(StageCost(name, "reference stats", jobs=1, images=maps, inception_passes=maps,
+                          flops=maps * costs.inception, disk_bytes=2 * 2048 * 2048 * 8.0,
+                          note="Inception features of the real val images (mean + covariance, float64)"))
+    fid = settings.fid_settings(bench)
+    fid_images = len(fid) * int(counts["fid_samples"])
+    rows.append(StageCost(name, "score FID/KID", jobs=len(fid), images=fid_images, inception_passes=fid_images,
+                          flops=fid_images * costs.inception,
+                          note=f"one job per FID setting ({len(fid)}); KID from the same features; segmentation runs in these jobs"))
+    per_image = segmenter_passes_per_image(bench["segmenter"]["kind"])
+    rows.append(StageCost(name, "segment", images=fid_images, segmenter_passes=fid_images * per_image,
+                          note=f"{bench['segmenter']['kind']}: {per_image} scale(s) per image; inside the score jobs; FLOPs not counted"))
+    div = settings.diversity_settings(bench)
+    k = int(counts["diversity_samples"])
+    div_maps = min(int(counts["diversity_maps"]), maps) if maps else int(counts["diversity_maps"])
+    rows.append(StageCost(name, "diversity", jobs=len(div), images=len(div) * div_maps * k,
+                          note=f"{div_maps * k * (k - 1) // 2} LPIPS + MS-SSIM pairs per setting (FLOPs not counted)"))
+    rows.append(StageCost(name, "tables", jobs=settings.report_jobs(bench), device="cpu",
+                          note="metrics CSVs, tables, mu sweep, samples grid, oracle curve"))
+    for row in rows:
+        if row.device == "gpu":
+            row.gpu_hours = rate.gpu_hours(row.flops)
+    return rows
+
+
+def study_jobs(num_benchmarks: int) -> int:
+    """Jobs that belong to the study, not to one benchmark (:func:`scpdiff.config.settings.study_jobs`)."""
+    return settings.study_jobs()
