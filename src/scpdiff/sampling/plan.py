@@ -16,6 +16,10 @@ from ..errors import InputError
 from ..latents.shards import read_latent_shard
 
 
+# the two namings, recorded in generation.json ("file_names") so scoring never has to guess
+SINGLE, SAMPLES = "{name}.png", "{name}_{k:02d}.png"
+
+
 @dataclass(frozen=True)
 class Item:
     """One image to generate: the label map it is drawn for, its name suffix and its seed index."""

@@ -23,11 +23,11 @@ from ..datasets import open_benchmark_split
 from ..errors import InputError
 from ..models.pipeline import load_pipeline
 from ..priors.for_benchmark import benchmark_prior
-from ..utils.files import atomic_dir
+from ..utils.files import atomic_dir, check_output_path
 from ..utils.sharding import shard_bounds
 from ..utils.torch_state import default_device
 from .denoise import sample_images
-from .plan import check_scaling_factor, plan_items, read_paired_latents, setting_name
+from .plan import SAMPLES, SINGLE, check_scaling_factor, plan_items, read_paired_latents, setting_name
 from .schedule import denoising_steps, run_timesteps
 from ..utils.seeds import image_generators
 from .speed import DEFAULT as DEFAULT_SPEED
@@ -57,11 +57,21 @@ class GenerationRequest:
     speed: str = DEFAULT_SPEED
 
 
+def is_earlier_shard(folder) -> bool:
+    """A folder ``generate`` may replace: an earlier shard (it holds ``generation.json``) or an empty one."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    return (folder / "generation.json").is_file() or not any(folder.iterdir())
+
+
 def generate_shard(req: GenerationRequest) -> dict:
     """Generate the shard's images into ``req.out`` (atomically); return the ``generation.json`` record."""
     from PIL import Image
 
     t0 = time.time()
+    # before any work: --out must not be a user's file or folder of another kind
+    check_output_path(req.out, "folder", "--out (the shard's image folder)", replaceable=is_earlier_shard)
     bench = load_benchmark(req.benchmark)
     ds = open_benchmark_split(bench, req.split)
     diversity = req.repeats is not None
@@ -85,7 +95,7 @@ def generate_shard(req: GenerationRequest) -> dict:
     paired = read_paired_latents(req.latents, pipe.vae) if prior.requires_latents else None
     timesteps = run_timesteps(pipe.scheduler, req.mu, steps).tolist()
 
-    with atomic_dir(req.out) as tmp:
+    with atomic_dir(req.out, replaceable=is_earlier_shard) as tmp:
         for lo in range(0, len(items), batch_size):
             batch = items[lo : lo + batch_size]
             loaded = {i.map_index: ds[i.map_index] for i in batch}
@@ -113,6 +123,7 @@ def generate_shard(req: GenerationRequest) -> dict:
             "ddim_steps": steps, "steps_run": steps_run, "timesteps": timesteps,
             "guidance_scale": guidance, "prompt": bench["prompt"], "base_seed": base_seed,
             "shard": [req.shard, req.num_shards], "items": [start, stop], "num_images": len(items),
+            "file_names": SAMPLES if any(i.suffix is not None for i in items) else SINGLE,
             "prior": req.prior, "base": str(req.base), "controlnet": str(req.controlnet),
             "device": device, "dtype": str(pipe.unet.dtype), "speed": req.speed, "wall_s": round(time.time() - t0, 2),
         }
