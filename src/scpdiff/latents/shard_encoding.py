@@ -15,6 +15,8 @@ import torch
 
 from ..datasets import open_benchmark_split
 from ..models.paths import resolve_base_model
+from ..errors import InputError
+from ..utils.files import check_output_path
 from ..utils.seeds import image_generators
 from ..utils.sharding import shard_bounds
 from ..utils.torch_state import default_device
@@ -46,6 +48,9 @@ def encode_split_shard(
     """
     from diffusers import AutoencoderKL
 
+    check_output_path(out, "file", "--out (the latent shard)")
+    if batch_size < 1:
+        raise InputError(f"--batch-size must be >= 1, got {batch_size}")
     ds = open_benchmark_split(bench, split)
     n = num_split_images(bench, split, len(ds))
     start, stop = shard_bounds(n, shard, num_shards)

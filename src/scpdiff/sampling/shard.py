@@ -75,7 +75,8 @@ def generate_shard(req: GenerationRequest) -> dict:
     bench = load_benchmark(req.benchmark)
     ds = open_benchmark_split(bench, req.split)
     diversity = req.repeats is not None
-    items = plan_items(len(ds), req.num_images or int(bench["counts"]["fid_samples"]), req.repeats, req.maps)
+    num_images = req.num_images if req.num_images is not None else int(bench["counts"]["fid_samples"])
+    items = plan_items(len(ds), num_images, req.repeats, req.maps)
     start, stop = shard_bounds(len(items), req.shard, req.num_shards)
     items = items[start:stop]
 
@@ -85,7 +86,9 @@ def generate_shard(req: GenerationRequest) -> dict:
     sampling_cfg = bench["sampling"]
     steps, guidance = int(sampling_cfg["ddim_steps"]), float(sampling_cfg["guidance_scale"])
     steps_run = denoising_steps(req.mu, steps)  # validates mu before any model is loaded
-    batch_size = int(req.batch_size or sampling_cfg["batch_size"])
+    batch_size = int(req.batch_size if req.batch_size is not None else sampling_cfg["batch_size"])
+    if batch_size < 1:
+        raise InputError(f"the batch size must be >= 1, got {batch_size}")
     base_seed = int(sampling_cfg.get("seed", 0))
     setting = setting_name(req.variant, req.mu, diversity)
     classes = ds.classes
