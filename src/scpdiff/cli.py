@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "tables": "tables",
     "plots": "plots",
     "validate-config": "validate_config",
+    "resume": "resume",
 }
 
 
@@ -60,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
+    # a job of a Snakemake run stops when that run is gone (kill -9), instead of running on orphaned
+    from .utils.workflow_watch import watch_workflow
+
+    watch_workflow()
     try:
         # plugin modules named by the workflow config (register prior variants etc.)
         from .config.workflow import import_plugins_from_env
