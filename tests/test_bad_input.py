@@ -514,3 +514,34 @@ def test_a_file_of_only_overrides_is_a_workflow_config_not_a_benchmark(tmp_path,
     err = fail(capsys, ["validate-config", path])
     assert str(path) in err and "overrides for ['cityscapes'] name no benchmark" in err
     assert "benchmark config" not in err
+
+
+@pytest.mark.parametrize("option", ["--ref-stats", "--segmenter-checkpoint"])
+def test_score_missing_reference_or_checkpoint_is_named_before_any_network(toy, tmp_path, capsys, no_networks, option):
+    root, bench, items = toy
+    images = _palette_images(tmp_path / "gen", items)
+    missing = tmp_path / "nowhere.bin"
+    argv = ["score", "--images", images, "--benchmark", bench, "--split", "val", "--segmenter", PALETTE_SEG,
+            "--out", tmp_path / "x.json", option, missing]
+    err = fail(capsys, argv)
+    assert f"{option} {missing}: file does not exist" in err and not (tmp_path / "x.json").exists()
+
+
+def test_prepare_data_out_an_existing_folder_is_refused_before_the_checks(toy, tmp_path, capsys, monkeypatch):
+    import scpdiff.datasets.index as I
+
+    monkeypatch.setattr(I, "check_split", lambda *a, **k: pytest.fail("the dataset was read before --out was checked"))
+    root, bench, items = toy
+    out = tmp_path / "index.json"
+    out.mkdir()
+    err = fail(capsys, ["prepare-data", "--benchmark", bench, "--out", out])
+    assert str(out) in err and "must be a file but a folder" in err and list(out.iterdir()) == []
+
+
+def test_encode_latents_out_an_existing_folder_is_refused_before_the_vae_loads(toy, tmp_path, capsys):
+    root, bench, items = toy
+    out = tmp_path / "latents"
+    out.mkdir()
+    err = fail(capsys, ["encode-latents", "--benchmark", bench, "--base", tmp_path / "no_model", "--split", "val",
+                        "--out", out])
+    assert str(out) in err and "must be a file but a folder" in err and list(out.iterdir()) == []

@@ -110,6 +110,10 @@ def score_images(req: ScoreRequest) -> dict:
     if opts.fid and len(entries) < 2:
         raise InputError(f"--images {' '.join(map(str, req.images))}: FID needs at least 2 images, found {len(entries)}")
     check_scoring_files(entries, masks, bench.resolution, classes, workers)
+    for option, path in (("--ref-stats", req.ref_stats if opts.fid else None),
+                         ("--segmenter-checkpoint", req.segmenter_checkpoint if opts.segmentation else None)):
+        if path and not Path(path).exists():
+            raise InputError(f"{option} {path}: file does not exist")
 
     provenance: dict = {
         "benchmark": bench.name, "images": [str(Path(d)) for d in req.images], "device": device, "tf32": False,
