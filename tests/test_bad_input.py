@@ -24,6 +24,7 @@ from scpdiff.errors import InputError
 from scpdiff.latents.shards import LatentShard, write_latent_shard
 from scpdiff.utils import files as F
 from fixtures import smoke_benchmark
+from test_prior_commands import bench_file  # noqa: F401  (fixture)
 from test_score import PALETTE_SEG, _palette_images, lpips_cache, toy  # noqa: F401  (fixtures)
 
 RES = (64, 128)  # the score fixture's benchmark resolution
@@ -261,14 +262,8 @@ def test_score_numeric_options_are_checked(toy, tmp_path, capsys, option, value,
 
 # ------------------------------------------------------------------- priors: merge and fit
 @pytest.fixture()
-def prior_bench(tmp_path):
-    b = smoke_benchmark()
-    b.update(name="bad_prior", resolution=[32, 64])
-    b["dataset"] = {"kind": "cityscapes", "root": str(tmp_path / "none")}
-    b["prior_options"] = {"min_count": 1, "ignore_index": 255}
-    path = tmp_path / "bad_prior.yaml"
-    path.write_text(yaml.safe_dump(b))
-    return path
+def prior_bench(bench_file):  # noqa: F811  (resolution 32x64, 19 classes)
+    return bench_file
 
 
 PROV = {"dataset": "cityscapes", "vae": "models/sd21/vae", "scaling_factor": "0.18215"}

@@ -22,25 +22,22 @@ def _number(text: str, kind):
     return value
 
 
-def positive_int(text: str) -> int:
-    value = _number(text, int)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text}")
-    return value
+def int_at_least(minimum: int, why: str = ""):
+    """An argparse type: a whole number >= ``minimum`` (``why`` explains the bound in the message)."""
+
+    def parse(text: str) -> int:
+        value = _number(text, int)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be a whole number >= {minimum}{why}, got {text}")
+        return value
+
+    parse.__name__ = f"int >= {minimum}"  # how argparse names the type in its messages
+    return parse
 
 
-def non_negative_int(text: str) -> int:
-    value = _number(text, int)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text}")
-    return value
-
-
-def at_least_two(text: str) -> int:
-    value = _number(text, int)
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 2 (a set of fewer has no spread), got {text}")
-    return value
+positive_int = int_at_least(1)
+non_negative_int = int_at_least(0)
+at_least_two = int_at_least(2, " (a set of fewer has no spread)")
 
 
 def unit_fraction(text: str) -> float:

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import ScpdiffError
-from ..utils.workflow_watch import orphaned_jobs
+from ..utils.workflow_watch import orphaned_jobs, processes
 
 INCOMPLETE_HEADER = "Incomplete files:"  # snakemake.exceptions.IncompleteFilesException
 
@@ -49,12 +49,7 @@ def _workdir(args: Sequence[str]) -> Path:
 def live_snakemake(workdir: Path) -> list[int]:
     """Pids of this user's Snakemake processes running in ``workdir`` (Linux ``/proc``; else [])."""
     found = []
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return found
-    for entry in proc.iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
+    for entry in processes():
         try:
             cmd = (entry / "cmdline").read_bytes().split(b"\0")
             cwd = Path(os.readlink(entry / "cwd")).resolve()

@@ -81,15 +81,18 @@ def watch_workflow(environ=os.environ, poll: float = POLL_SECONDS) -> threading.
     return thread
 
 
+def processes() -> list[Path]:
+    """``/proc/PID`` of every other process (Linux; elsewhere none, and the callers find nothing)."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return []
+    return [e for e in proc.iterdir() if e.name.isdigit() and int(e.name) != os.getpid()]
+
+
 def orphaned_jobs() -> list[tuple[int, int]]:
     """``(pid, workflow pid)`` of this user's processes started by a Snakemake run that is gone (Linux)."""
     found = []
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return found
-    for entry in proc.iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
+    for entry in processes():
         try:
             env = (entry / "environ").read_bytes().split(b"\0")
         except OSError:
