@@ -12,6 +12,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -540,3 +541,35 @@ def test_encode_latents_out_an_existing_folder_is_refused_before_the_vae_loads(t
     err = fail(capsys, ["encode-latents", "--benchmark", bench, "--base", tmp_path / "no_model", "--split", "val",
                         "--out", out])
     assert str(out) in err and "must be a file but a folder" in err and list(out.iterdir()) == []
+
+
+# ------------------------------------------------------------------ a job whose Snakemake dies
+def test_a_job_stops_and_cleans_up_when_its_snakemake_is_killed(tmp_path):
+    from scpdiff.utils.workflow_watch import EXIT_CODE, WORKFLOW_PID_ENV, workflow_tag
+
+    workflow = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])  # stands for Snakemake
+    ready = tmp_path / "ready"
+    code = (
+        "import time; from pathlib import Path\n"
+        "from scpdiff.utils.workflow_watch import watch_workflow\n"
+        "from scpdiff.utils.files import atomic_dir\n"
+        "watch_workflow()\n"
+        f"with atomic_dir({str(tmp_path / 'shard')!r}) as d:\n"
+        "    (d / 'a.png').write_bytes(b'half')\n"
+        f"    Path({str(ready)!r}).touch()\n"
+        "    time.sleep(600)\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), **{WORKFLOW_PID_ENV: workflow_tag(workflow.pid)})
+    job = subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.exists() and time.monotonic() < deadline and job.poll() is None:
+            time.sleep(0.05)
+        assert ready.exists()
+        workflow.kill()  # kill -9 of "Snakemake" alone
+        workflow.wait()
+        rc = job.wait(timeout=60)
+    finally:
+        workflow.kill()
+        job.kill()
+    assert rc == EXIT_CODE and "is gone; stopping" in job.stderr.read()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ready"]  # no shard, no temporary
