@@ -573,3 +573,23 @@ def test_a_job_stops_and_cleans_up_when_its_snakemake_is_killed(tmp_path):
         job.kill()
     assert rc == EXIT_CODE and "is gone; stopping" in job.stderr.read()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ready"]  # no shard, no temporary
+
+
+@pytest.mark.parametrize("meta, message", [
+    ({"vae": "models/other/vae"}, "records vae 'models/other/vae'"),
+    ({"scaling_factor": "0.13025"}, "latents were scaled by 0.13025"),
+    ({"size": (64, 128)}, "latents of 64x128 images, the benchmark's resolution is 32x64"),
+])
+def test_oracle_latents_of_another_provenance_are_refused(tmp_path, meta, message):
+    from types import SimpleNamespace
+
+    from scpdiff.sampling.plan import read_paired_latents
+
+    vae = SimpleNamespace(config=SimpleNamespace(scaling_factor=0.18215))
+    a = shard(tmp_path / "val_0.safetensors", 0)
+    size = meta.pop("size", (32, 64))
+    b = shard(tmp_path / "val_1.safetensors", 1, size=size, **meta)
+    with pytest.raises(InputError) as exc:
+        read_paired_latents([a, b], vae, (32, 64))
+    assert str(b) in str(exc.value) and message in str(exc.value)
+    assert len(read_paired_latents([a], vae, (32, 64))) == 3

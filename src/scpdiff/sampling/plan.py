@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import InputError
-from ..latents.shards import read_latent_shard
+from ..latents.shards import check_same_provenance, read_latent_shard, resolution_text
 
 
 # the two namings, recorded in generation.json ("file_names") so scoring never has to guess
@@ -65,11 +65,22 @@ def check_scaling_factor(source: str, recorded: str | None, vae) -> None:
             )
 
 
-def read_paired_latents(paths: list[str], vae) -> dict:
-    """Image name -> latent ``[4, h, w]`` from encode-latents shards (the oracle's x0, Eq. 4)."""
-    by_name = {}
+def read_paired_latents(paths: list[str], vae, resolution: tuple[int, int] | None = None) -> dict:
+    """Image name -> latent ``[4, h, w]`` from encode-latents shards (the oracle's x0, Eq. 4).
+
+    Every shard must match this model's VAE scaling, the benchmark ``resolution`` and the first
+    shard's provenance (VAE, dataset), each mismatch naming the files.
+    """
+    by_name, first = {}, None
     for path in paths:
         shard = read_latent_shard(path)
         check_scaling_factor(str(path), shard.metadata.get("scaling_factor"), vae)
+        if resolution is not None and shard.metadata["resolution"] != resolution_text(resolution):
+            raise InputError(f"{path}: latents of {shard.metadata['resolution']} images, the benchmark's "
+                             f"resolution is {resolution_text(resolution)}")
+        if first is None:
+            first = (str(path), shard.metadata)
+        else:
+            check_same_provenance(first[1], first[0], shard.metadata, str(path), "latent shards")
         by_name.update(zip(shard.names, shard.latents))
     return by_name

@@ -95,7 +95,7 @@ def generate_shard(req: GenerationRequest) -> dict:
     device = req.device or default_device()
     pipe = apply_speed_options(load_pipeline(req.base, req.controlnet, device=device), req.speed)
     check_scaling_factor(str(req.prior), prior.provenance.get("scaling_factor"), pipe.vae)
-    paired = read_paired_latents(req.latents, pipe.vae) if prior.requires_latents else None
+    paired = read_paired_latents(req.latents, pipe.vae, bench.resolution) if prior.requires_latents else None
     timesteps = run_timesteps(pipe.scheduler, req.mu, steps).tolist()
 
     with atomic_dir(req.out, replaceable=is_earlier_shard) as tmp:
