@@ -33,6 +33,7 @@ from ..errors import ScpdiffError
 from ..utils.workflow_watch import orphaned_jobs, processes
 
 INCOMPLETE_HEADER = "Incomplete files:"  # snakemake.exceptions.IncompleteFilesException
+NO_METADATA = "because the metadata was not present"  # snakemake.workflow, --cleanup-metadata
 
 
 def _workdir(args: Sequence[str]) -> Path:
@@ -122,6 +123,8 @@ def resume_workflow(snakemake_args: Sequence[str], cores: str = "all", snakemake
             f"{len(marked) - len(finished)} will be redone")
         if finished:
             clean = subprocess.run([exe, *args, "--cleanup-metadata", *finished], capture_output=True, text=True)
-            if clean.returncode != 0:
+            # a job killed before Snakemake recorded it has no metadata: the marker is removed all the
+            # same and Snakemake only reports the missing record
+            if clean.returncode != 0 and NO_METADATA not in clean.stdout + clean.stderr:
                 raise ScpdiffError(f"snakemake --cleanup-metadata failed:\n{(clean.stdout + clean.stderr)[-3000:]}")
     return subprocess.run([exe, *args, "--cores", str(cores)]).returncode
