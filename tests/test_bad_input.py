@@ -593,3 +593,13 @@ def test_oracle_latents_of_another_provenance_are_refused(tmp_path, meta, messag
         read_paired_latents([a, b], vae, (32, 64))
     assert str(b) in str(exc.value) and message in str(exc.value)
     assert len(read_paired_latents([a], vae, (32, 64))) == 3
+
+
+def test_scoring_reads_the_naming_generate_records():
+    # metrics may not import sampling (same rank): the two spellings must stay equal
+    from scpdiff.metrics import images
+    from scpdiff.sampling import plan
+
+    assert (images.SINGLE, images.SAMPLES) == (plan.SINGLE, plan.SAMPLES)
+    assert plan.Item(0, None, 0).file_name("a") == plan.SINGLE.format(name="a")
+    assert plan.Item(0, 3, 0).file_name("a") == plan.SAMPLES.format(name="a", k=3)
