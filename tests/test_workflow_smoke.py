@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from conftest import REPO, run_snakemake as _run, smoke_command as _cmd, snakemake_env as _env
+from test_workflow_resume import _gone
 
 pytestmark = pytest.mark.slow
 
@@ -127,14 +128,6 @@ def _job_of(workflow_pid: int) -> int | None:
         if is_job and any(v.startswith(WORKFLOW_PID_ENV.encode() + b"=") and v.endswith(b":%d" % workflow_pid) for v in env):
             return int(entry.name)
     return None
-
-
-def _gone(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True
-    return state == "Z"
 
 
 def test_resume_after_snakemake_alone_is_killed(smoke_run):
