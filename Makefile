@@ -1,6 +1,7 @@
 # Two commands for a fresh machine (see README.md):
 #   make toy    set everything up and run the toy study (the whole DAG) on this machine
 #   make test   set everything up and run the test suite (what CI runs)
+#   make resume continue the study after Snakemake was killed (docs/workflow.md, "Killed runs")
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -9,7 +10,7 @@ CORES ?= all
 # torch/torchvision first and pinned: pip then finds them satisfied and never pulls another build
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: toy test setup weights clean-results
+.PHONY: toy test setup weights clean-results resume
 
 # the mmseg extra is installed too: its tests are part of the suite (CI fails if they skip, .ci/run)
 $(BIN)/.installed: pyproject.toml
@@ -28,6 +29,10 @@ weights: setup
 
 toy: weights
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --cores $(CORES)
+
+# SNAKEMAKE_ARGS: the rest of the killed command line (--configfile, --profile, targets)
+resume:
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/scpdiff resume --cores $(CORES) -- $(SNAKEMAKE_ARGS)
 
 test: weights
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -q --durations=25

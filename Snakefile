@@ -20,6 +20,13 @@ from snakemake.utils import min_version
 
 min_version("9.0")
 
+import os as _os
+from scpdiff.utils.workflow_watch import WORKFLOW_PID_ENV, workflow_tag
+
+# every job inherits this and stops if this Snakemake process dies (kill -9): see
+# scpdiff.utils.workflow_watch and docs/workflow.md "Killed runs"
+_os.environ[WORKFLOW_PID_ENV] = workflow_tag()
+
 
 configfile: "config/config.yaml"
 

@@ -228,12 +228,12 @@ def test_per_image_generators_make_samples_independent_of_batching():
 def test_save_load_round_trip_with_metadata(tmp_path):
     x, masks, _ = make_data()
     p = fit("joint", x, masks, min_count=4)
-    p.provenance.update(vae="models/vae", scaling_factor="0.18215", dataset="toy")
+    p.provenance.update(vae="models/vae", scaling_factor="0.18215", dataset="toy", resolution="32x64")
     p.save(tmp_path / "j.safetensors")
     q = P.load(tmp_path / "j.safetensors", variant="joint")
     assert (q.name, q.num_classes, q.latent_shape, q.min_count) == ("joint", C, LAT, 4)
     assert q.num_images == p.num_images and q.num_tokens == p.num_tokens
-    assert q.provenance == {"vae": "models/vae", "scaling_factor": "0.18215", "dataset": "toy"}
+    assert q.provenance == {"vae": "models/vae", "scaling_factor": "0.18215", "dataset": "toy", "resolution": "32x64"}
     assert torch.equal(q.mean, p.mean) and torch.equal(q.var, p.var)
     g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
     assert torch.equal(q.sample(torch.from_numpy(masks), g1), p.sample(torch.from_numpy(masks), g2))

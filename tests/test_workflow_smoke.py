@@ -8,13 +8,15 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from conftest import run_snakemake as _run, smoke_command as _cmd, snakemake_env as _env
+from conftest import REPO, run_snakemake as _run, smoke_command as _cmd, snakemake_env as _env
+from test_workflow_resume import _gone
 
 pytestmark = pytest.mark.slow
 
@@ -169,3 +171,87 @@ def test_prior_variants_from_a_plugin_and_from_a_rule_run_through_the_study(smok
     assert t3.loc["shrunk_spatial", "smoke/LPIPS"] >= 0
     sweep = pd.read_csv(workdir / "results" / "mu_sweep.csv")
     assert {"tempered_joint", "shrunk_spatial"} <= set(sweep["prior"])
+
+
+def _job_of(workflow_pid: int) -> int | None:
+    """The pid of an `scpdiff generate` job started by the Snakemake process ``workflow_pid``."""
+    from scpdiff.utils.workflow_watch import WORKFLOW_PID_ENV
+
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().split(b"\0")
+            env = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        is_job = any(c.endswith(b"scpdiff") for c in cmd[:2]) and b"generate" in cmd
+        if is_job and any(v.startswith(WORKFLOW_PID_ENV.encode() + b"=") and v.endswith(b":%d" % workflow_pid) for v in env):
+            return int(entry.name)
+    return None
+
+
+def test_resume_after_snakemake_alone_is_killed(smoke_run):
+    """kill -9 of Snakemake only (not its process group): the job it was running stops on its own and
+    cleans up, and the documented `make resume` finishes the run; a plain run then has nothing to do."""
+    import shutil
+
+    workdir = smoke_run
+    setting = workdir / "work" / "smoke" / "samples" / "spatial" / "mu0.85" / "fid"
+    score = workdir / "work" / "smoke" / "scores" / "spatial" / "mu0.85.json"
+    shutil.rmtree(setting, ignore_errors=True)
+    score.unlink(missing_ok=True)
+    target = str(score.relative_to(workdir))
+    proc = subprocess.Popen(_cmd(workdir, "--cores", "1", target), cwd=workdir, start_new_session=True, env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    job = None
+    try:
+        deadline = time.monotonic() + 240
+        while job is None and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+            job = _job_of(proc.pid)
+        assert job is not None, "no generate job started"
+    finally:
+        proc.kill()  # SIGKILL to Snakemake alone: its job is left running, as after `kill -9 PID`
+        proc.wait()
+    # the orphaned job notices and stops by itself, leaving no temporary behind
+    deadline = time.monotonic() + 120
+    while not _gone(job) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _gone(job), "the orphaned scpdiff job kept running after Snakemake was killed"
+    if setting.exists():
+        assert not [p.name for p in setting.iterdir() if p.name.startswith(".")]
+    # the documented resume (docs/workflow.md, Makefile); without make, the command it runs
+    # the target before --configfile, which takes every word after it
+    args = ["-s", str(REPO / "Snakefile"), "-d", str(workdir), target, "--configfile", str(workdir / "wf_config.yaml")]
+    if shutil.which("make"):
+        cmd = ["make", "-s", "-C", str(REPO), "resume", f"VENV={Path(sys.executable).parent.parent}", "CORES=2",
+               "SNAKEMAKE_ARGS=" + " ".join(args)]
+    else:
+        cmd = [str(Path(sys.executable).with_name("scpdiff")), "resume", "--cores", "2", "--", *args]
+    res = subprocess.run(cmd, cwd=workdir, env=_env(), capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, (res.stdout + res.stderr)[-5000:]
+    assert score.is_file() and sorted(s.name for s in setting.iterdir()) == ["0000", "0001"]
+    assert all(len(list(s.glob("*.png"))) == 8 for s in setting.iterdir())
+    res = _run(workdir, "-n", "--cores", "2", target)  # plain: no lock, no incomplete markers left
+    assert "Nothing to be done" in res.stdout + res.stderr
+
+
+def test_a_deleted_shard_is_redone_only_when_named(smoke_run):
+    """What docs/workflow.md says a deleted intermediate output does: nothing until it is named."""
+    import shutil
+
+    workdir = smoke_run
+    shard = workdir / "work" / "smoke" / "samples" / "joint" / "mu0.85" / "fid" / "0000"
+    score = workdir / "work" / "smoke" / "scores" / "joint" / "mu0.85.json"
+    shutil.rmtree(shard)
+    score_target, shard_target = str(score.relative_to(workdir)), str(shard.relative_to(workdir))
+    res = _run(workdir, "-n", "--cores", "1", score_target)
+    assert "Nothing to be done" in res.stdout + res.stderr  # downstream complete: not regenerated
+    assert _dry_run_jobs(workdir, shard_target) == [shard_target]
+    _run(workdir, "--cores", "2", shard_target)
+    assert len(list(shard.glob("*.png"))) == 8
+    # the new shard is newer than the score computed from it: the next run redoes the score
+    assert score_target in _dry_run_jobs(workdir, score_target)
+    _run(workdir, "--cores", "2", score_target)
+    assert "Nothing to be done" in (r := _run(workdir, "-n", "--cores", "1", score_target)).stdout + r.stderr

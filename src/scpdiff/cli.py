@@ -39,6 +39,7 @@ COMMANDS: dict[str, str] = {
     "protocol": "protocol",
     "install-profiles": "install_profiles",
     "plan": "plan",
+    "resume": "resume",
 }
 
 
@@ -68,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
+    # a job of a Snakemake run stops when that run is gone (kill -9), instead of running on orphaned
+    from .utils.workflow_watch import watch_workflow
+
+    watch_workflow()
     try:
         # plugin modules named by the workflow config (register prior variants etc.)
         from .config.workflow import import_plugins_from_env

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ._numbers import non_negative_int, positive_int
+
 from ..metrics.defaults import BATCH_SIZE, FID_RESIZE
 from ..metrics.fid import RESIZE_MODES
 from ..utils.torch_state import default_device
@@ -11,8 +13,8 @@ from ..utils.torch_state import default_device
 
 def add_device_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
-    p.add_argument("--batch-size", type=int, default=BATCH_SIZE)
-    p.add_argument("--workers", type=int, help="DataLoader workers decoding images (default: several on GPU, 0 on CPU)")
+    p.add_argument("--batch-size", type=positive_int, default=BATCH_SIZE)
+    p.add_argument("--workers", type=non_negative_int, help="DataLoader workers decoding images (default: several on GPU, 0 on CPU)")
     p.add_argument("--cache", help="cache folder (default $SCPDIFF_CACHE or ~/.cache/scpdiff)")
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 
+from ._numbers import positive_int, unit_fraction
+
 HELP = "run prior fitting and prior-started sampling end to end on tiny random models (seconds, CPU)"
 
 PALETTE = [[128, 64, 128], [70, 130, 180], [107, 142, 35], [220, 20, 60]]  # road, sky, vegetation, person
@@ -20,9 +22,9 @@ RESOLUTION = (64, 128)
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output folder of PNGs")
-    p.add_argument("--mu", type=float, default=0.85, help="start step as a fraction of T (default 0.85)")
-    p.add_argument("--steps", type=int, default=10, help="DDIM steps (default 10)")
-    p.add_argument("--samples", type=int, default=2, help="images per prior (default 2)")
+    p.add_argument("--mu", type=unit_fraction, default=0.85, help="start step as a fraction of T (default 0.85)")
+    p.add_argument("--steps", type=positive_int, default=10, help="DDIM steps (default 10)")
+    p.add_argument("--samples", type=positive_int, default=2, help="images per prior (default 2)")
     p.add_argument("--seed", type=int, default=0)
 
 

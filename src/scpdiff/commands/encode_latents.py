@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from ._numbers import non_negative_int, positive_int
+
 HELP = "encode one shard of a split's images into scaled VAE latents (safetensors, with masks and names)"
 
 
@@ -12,11 +14,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--benchmark", required=True, help="benchmark name or YAML path")
     p.add_argument("--base", required=True, help="base model folder (its vae/ is used) or a cached HF repo id")
     p.add_argument("--split", required=True, choices=["train", "val"])
-    p.add_argument("--shard", type=int, default=0)
-    p.add_argument("--num-shards", type=int, default=1)
+    p.add_argument("--shard", type=non_negative_int, default=0)
+    p.add_argument("--num-shards", type=positive_int, default=1)
     p.add_argument("--out", required=True, help="output .safetensors")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-    p.add_argument("--batch-size", type=int, default=16, help="images per VAE call (memory only; results identical)")
+    p.add_argument("--batch-size", type=positive_int, default=16, help="images per VAE call (memory only; results identical)")
     p.add_argument("--seed", type=int, default=0, help="base seed of the per-image posterior samples")
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from ._numbers import non_negative_int, positive_int, unit_fraction
+
 HELP = "generate one shard of images with a noise prior started at mu*T (ControlNet + DDIM)"
 
 
@@ -18,14 +20,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--variant", required=True, help="prior variant (normal, spatial, categorical, joint, oracle, ...)")
     p.add_argument("--prior", default=None, help="fitted prior file (fit-prior / merge-priors) for fitted variants")
     p.add_argument("--latents", nargs="+", default=None, help="val latent shards (encode-latents) for the oracle prior")
-    p.add_argument("--mu", type=float, required=True, help="start step as a fraction of T, in (0, 1]")
+    p.add_argument("--mu", type=unit_fraction, required=True, help="start step as a fraction of T, in (0, 1]")
     p.add_argument("--split", default="val", help="split whose label maps condition the images (default val)")
-    p.add_argument("--shard", type=int, default=0)
-    p.add_argument("--num-shards", type=int, default=1)
-    p.add_argument("--repeats", type=int, default=None, help="diversity run: samples per label map (K)")
-    p.add_argument("--maps", type=int, default=None, help="diversity run: the first M label maps")
-    p.add_argument("--num-images", type=int, default=None, help="override counts.fid_samples")
-    p.add_argument("--batch-size", type=int, default=None, help="override sampling.batch_size")
+    p.add_argument("--shard", type=non_negative_int, default=0)
+    p.add_argument("--num-shards", type=positive_int, default=1)
+    p.add_argument("--repeats", type=positive_int, default=None, help="diversity run: samples per label map (K)")
+    p.add_argument("--maps", type=positive_int, default=None, help="diversity run: the first M label maps")
+    p.add_argument("--num-images", type=positive_int, default=None, help="override counts.fid_samples")
+    p.add_argument("--batch-size", type=positive_int, default=None, help="override sampling.batch_size")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--out", required=True, help="output folder of PNGs")
     from ..sampling.speed import add_argument as add_speed_argument

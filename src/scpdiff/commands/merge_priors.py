@@ -15,9 +15,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     from .. import priors
 
-    merged = priors.load(args.shards[0])
-    for path in args.shards[1:]:
-        merged.merge(priors.load(path, variant=merged.name))
-    merged.save(args.out)
+    merged = priors.merge_prior_files(args.shards, args.out)
     print(f"merged {len(args.shards)} shards -> {merged!r} -> {args.out}")
     return 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ._numbers import positive_int
+
 HELP = "draw Fig. 8 (mu-sweep), Fig. 3 (oracle) or Fig. 7 (samples) with matplotlib"
 
 
@@ -15,8 +17,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--benchmark", help="benchmark name or YAML path (samples: the validation images and masks)")
     p.add_argument("--samples", nargs="+", default=[], metavar="PRIOR=DIR",
                    help="folders of generated images, one per prior, in column order (samples)")
-    p.add_argument("--rows", type=int, default=4, help="label maps shown (samples)")
-    p.add_argument("--dpi", type=int, default=150)
+    p.add_argument("--rows", type=positive_int, default=4, help="label maps shown (samples)")
+    p.add_argument("--dpi", type=positive_int, default=150)
 
 
 def run(args) -> int:

@@ -7,6 +7,8 @@ parameters is already at ``dataset.root``).
 
 from __future__ import annotations
 
+from ._numbers import positive_int
+
 HELP = "generate (toy) and check a benchmark's dataset; write its index JSON"
 
 
@@ -14,7 +16,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--benchmark", required=True, help="benchmark name or YAML file")
     parser.add_argument("--out", required=True, help="index JSON to write (e.g. work/B/data/index.json)")
     parser.add_argument(
-        "--workers", type=int, default=1,
+        "--workers", type=positive_int, default=1,
         help="processes that read and check the items (image decoding dominates; the workflow passes its threads)",
     )  # fmt: skip
 

@@ -18,15 +18,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from pathlib import Path
-
     from ..config.benchmark import load_benchmark
-    from ..metrics.scoring import copy_reference, reference_statistics
+    from ..metrics.scoring import write_reference_statistics
 
     bench = load_benchmark(args.benchmark)
     device, workers = resolve_device(args)
-    ref, cached = reference_statistics(bench, args.split, resize=args.fid_resize, device=device, cache=args.cache,
-                                       batch_size=args.batch_size, workers=workers)
-    copy_reference(cached, Path(args.out))
+    ref = write_reference_statistics(bench, args.split, args.out, resize=args.fid_resize, device=device,
+                                     cache=args.cache, batch_size=args.batch_size, workers=workers)
     print(f"reference statistics of {ref.meta.get('num_images')} images ({ref.meta.get('key')}) -> {args.out}")
     return 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ._numbers import at_least_two, positive_int
+
 from ..metrics.defaults import KID_SUBSETS, KID_SUBSET_SIZE, MIOU_AVERAGE, SUBSET_SEED
 from ..metrics.segmentation import MIOU_AVERAGES
 from ..segmenters import BACKENDS as SEGMENTER_BACKENDS
@@ -35,8 +37,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-fid", action="store_true", help="skip FID/KID")
     p.add_argument("--no-segmentation", action="store_true", help="skip mIoU/accuracy")
     p.add_argument("--allow-subset", action="store_true", help="allow images for only some of the label maps")
-    p.add_argument("--kid-subset-size", type=int, default=KID_SUBSET_SIZE)
-    p.add_argument("--kid-subsets", type=int, default=KID_SUBSETS)
+    p.add_argument("--kid-subset-size", type=at_least_two, default=KID_SUBSET_SIZE)
+    p.add_argument("--kid-subsets", type=positive_int, default=KID_SUBSETS)
     p.add_argument("--seed", type=int, default=SUBSET_SEED, help="seed of KID / FID-infinity subsets")
     p.add_argument("--out", required=True, help="metrics .json (row + provenance) or .csv (one row)")
     add_device_arguments(p)

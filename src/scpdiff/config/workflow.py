@@ -153,6 +153,77 @@ def resolve_benchmarks(config: dict, source: str = "workflow config", check_prio
     return benches
 
 
+GENERATED_DATASETS = ("toy",)  # dataset kinds that prepare-data writes at dataset.root
+
+
+def workflow_keys() -> set[str]:
+    """Top-level keys of a workflow config (its schema's properties)."""
+    return set(load_schema(SCHEMA_PATH, "workflow config").get("properties", {}))
+
+
+def check_input_paths(bench: Benchmark, source: str) -> None:
+    """What ``validate-config`` adds to the schema: the files a run will read exist now.
+
+    The dataset root must be a folder (except for a generated dataset, written by ``prepare-data``);
+    a base model given as a folder must be a diffusers folder and a segmenter checkpoint must exist,
+    so a long run does not fail at its first job. Relative paths are taken from the working
+    directory, as the jobs take them.
+    """
+    from ..models.paths import resolve_base_model
+
+    d = bench["dataset"]
+    if d["kind"] not in GENERATED_DATASETS and not Path(d["root"]).is_dir():
+        raise ConfigError(f"{source}: dataset.root {d['root']} is not a folder (from {Path.cwd()}); "
+                          "point it at the dataset (or use the workflow config's overrides)")
+    base = bench["models"].get("base")
+    if base and base != "toy":
+        try:
+            resolve_base_model(base)  # a diffusers folder, or a repo id in the local HF cache
+        except ScpdiffError as exc:
+            raise ConfigError(f"{source}: models.base: {exc}") from None
+    checkpoint = (bench.get("segmenter") or {}).get("checkpoint")
+    if checkpoint and not Path(checkpoint).exists():
+        raise ConfigError(f"{source}: segmenter.checkpoint {checkpoint} does not exist (from {Path.cwd()})")
+
+
+def validate_config_file(file: str, kind: str = "auto", check_paths: bool = True) -> list[str]:
+    """``scpdiff validate-config``: check a benchmark file (or name) or a workflow config with its
+    benchmarks, overrides, plugins and input paths; return one "ok" line per benchmark.
+
+    ``kind="auto"``: a file with any top-level key of the workflow config (``benchmarks``,
+    ``overrides``, ``work_dir``, ...) is a workflow config, never a benchmark.
+    """
+    from .benchmark import load_benchmark
+    from .yaml_files import read_yaml
+
+    path = Path(file)
+    data = read_yaml(path) if path.is_file() else None
+    if kind == "auto":
+        kind = "workflow" if isinstance(data, dict) and set(data) & workflow_keys() else "benchmark"
+    if kind == "workflow":
+        if not path.is_file():
+            raise ConfigError(f"{path}: workflow config file does not exist")
+        config = validate_workflow_config(data, source=str(path))
+        import_plugins(config["plugins"], source=f"{path}: plugins")
+        extra_rules = resolve_extra_rules(config, source=str(path))
+        lines = []
+        # priors written by the extra rules are known only once Snakemake reads those rules
+        for name, bench in resolve_benchmarks(config, source=str(path), check_priors=not extra_rules).items():
+            if check_paths:
+                check_input_paths(bench, f"{path}: benchmark {name} ({bench.path})")
+            lines.append(f"{path}: benchmark {name}: ok ({bench.path}; priors {', '.join(bench['priors'])}; "
+                         f"protocol {bench.protocol.preset} {bench.protocol.hash})")
+        if extra_rules:
+            lines.append(f"{path}: extra_rules {', '.join(extra_rules)}: priors that are not registered must be "
+                         "written by these rules (checked when snakemake reads them)")
+        return lines
+    bench = resolve_benchmark(file) if path.is_file() else load_benchmark(file)
+    if check_paths:
+        check_input_paths(bench, str(bench.path))
+    return [f"{bench.path}: benchmark {bench.name}: ok (priors {', '.join(bench['priors'])}; "
+            f"protocol {bench.protocol.preset} {bench.protocol.hash}: scpdiff protocol --benchmark {file})"]
+
+
 def write_resolved_benchmark(bench: Benchmark, work_dir: str | os.PathLike) -> Path:
     """Write the resolved benchmark to ``WORK/NAME/benchmark.yaml``, the file every job reads.
 

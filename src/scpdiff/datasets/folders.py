@@ -36,6 +36,8 @@ from .class_tables import LabelTable
 FITS = ("stretch", "center_crop")
 # label-image modes holding one integer per pixel; 'P' keeps the palette index, which is the label
 _LABEL_MODES = ("L", "P", "I", "I;16", "I;16B", "I;16L")
+# image modes read as RGB (read_rgb); alpha modes only when fully opaque
+_RGB_MODES = ("RGB", "L", "P", "CMYK", "YCbCr", "RGBA", "LA", "PA")
 
 
 @dataclass(frozen=True)
@@ -105,17 +107,59 @@ def open_image(path: Path) -> Image.Image:
     """Open an image file lazily (header only); an unreadable file is an :class:`InputError` naming it."""
     try:
         return Image.open(path)
-    except (UnidentifiedImageError, OSError) as exc:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"{path}: cannot read image file: {exc}") from exc
 
 
+def png_bit_depth(path: Path) -> int | None:
+    """Bits per sample from a PNG's IHDR chunk (PIL reads 16-bit colour PNGs as 8-bit "RGB"), else None."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(26)
+    except OSError:
+        return None
+    if len(head) == 26 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+        return head[24]
+    return None
+
+
+def _decode(im: Image.Image, path: Path, mode: str | None = None) -> Image.Image:
+    """Fully decode ``im`` (a truncated or corrupt file fails here, not later), converted to ``mode``."""
+    try:
+        im.load()
+        return im.convert(mode) if mode and im.mode != mode else im.copy()
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise InputError(f"{path}: cannot decode image: {exc}") from exc
+
+
 def read_rgb(path: Path) -> Image.Image:
-    """Decode an image file as RGB (greyscale and CMYK JPEGs occur in ADE20K and COCO)."""
+    """Decode an image file as 8-bit RGB by the rule every command shares (docs/datasets.md):
+
+    RGB is taken as it is; greyscale (L) is replicated to three channels; CMYK and YCbCr JPEGs
+    (they occur in ADE20K and COCO) and palette (P) images are converted through PIL's colour
+    conversion / their palette; an alpha channel (RGBA, LA, PA, a palette with transparency) is
+    accepted only when every pixel is opaque, and then dropped. Refused, naming the file: 16-bit
+    images (a 16-bit PNG, PIL modes I;16, I, F: reducing them to 8 bits would need a choice of
+    scale that the file does not record) and bilevel or other modes.
+    """
+    path = Path(path)
     with open_image(path) as im:
-        try:
-            return im.convert("RGB")
-        except OSError as exc:
-            raise InputError(f"{path}: cannot decode image: {exc}") from exc
+        depth = png_bit_depth(path) if (im.format or "").upper() == "PNG" else None
+        if depth == 16 or im.mode.startswith("I") or im.mode == "F":
+            raise InputError(f"{path}: {depth or 'high'}-bit image (PIL mode {im.mode}); scpdiff reads 8-bit "
+                             "images only (save it with 8 bits per channel)")
+        if im.mode not in _RGB_MODES:
+            raise InputError(f"{path}: image mode {im.mode} is not one scpdiff reads "
+                             f"(expected one of {', '.join(_RGB_MODES)})")
+        has_alpha = im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)
+        if not has_alpha:
+            return _decode(im, path, "RGB")
+        rgba = _decode(im, path, "RGBA")
+    alpha = np.asarray(rgba.getchannel("A"))
+    if int(alpha.min()) < 255:
+        raise InputError(f"{path}: image has {int((alpha < 255).sum())} transparent pixel(s); the colour under "
+                         "them is undefined (save it without transparency)")
+    return rgba.convert("RGB")
 
 
 def read_rgb_array(path: Path) -> np.ndarray:
@@ -124,18 +168,32 @@ def read_rgb_array(path: Path) -> np.ndarray:
 
 
 def read_label_map(path: Path) -> np.ndarray:
-    """Decode a single-channel label image into an integer array ``[H, W]`` of stored values."""
+    """Decode a single-channel label image into an integer array ``[H, W]`` of stored values.
+
+    Modes L (8-bit ids), P (the palette index is the id; the colours are ignored) and I;16 / I
+    (16- or 32-bit ids, kept as integers, never scaled) are read; the caller checks the range.
+    Colour (RGB, RGBA), grey+alpha, bilevel and float images are refused.
+    """
+    path = Path(path)
     with open_image(path) as im:
         if im.mode not in _LABEL_MODES:
             raise InputError(
                 f"{path}: expected a single-channel label image (PIL mode L, P or I), got mode {im.mode}"
                 " (a colour visualisation rather than the label-id file?)"
             )
-        try:
-            arr = np.asarray(im)
-        except OSError as exc:
-            raise InputError(f"{path}: cannot decode label image: {exc}") from exc
+        arr = np.asarray(_decode(im, path))
     return arr.astype(np.int64) if arr.dtype != np.uint8 else arr
+
+
+def check_label_range(stored: np.ndarray, num_classes: int, ignore_index: int, source: str) -> None:
+    """Class ids must lie in ``[0, num_classes)`` or equal ``ignore_index``; else an error naming ``source``."""
+    if stored.size == 0:
+        return
+    bad = ((stored < 0) | (stored >= num_classes)) & (stored != ignore_index)
+    if bool(bad.any()):
+        values = np.unique(stored[bad]).tolist()
+        raise InputError(f"{source}: {int(bad.sum())} pixel(s) with label(s) {values[:10]} outside "
+                         f"[0, {num_classes}) that are not the ignore label {ignore_index}")
 
 
 def crop_box(size_wh: tuple[int, int], resolution: tuple[int, int], fit: str) -> tuple[float, float, float, float]:

@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import InputError, ScpdiffError
-from ..utils.files import write_text_atomic
+from ..utils.files import check_output_path, write_text_atomic
 from . import open_dataset
 
 MAX_REPORTED = 10
@@ -82,6 +82,7 @@ def check_split(dataset, workers: int = 1) -> dict:
 
 def prepare_benchmark_data(bench, out, workers: int = 1, log: Callable[[str], None] = print) -> dict:
     """Generate the toy dataset when ``bench`` is the toy's, check both splits, write the index to ``out``."""
+    check_output_path(out, "file", "--out (the index JSON)")  # before the (long) checks
     ds_cfg = bench["dataset"]
     if ds_cfg["kind"] == "toy":
         from .toy import write_toy_dataset

@@ -19,6 +19,8 @@ import torch
 from ..datasets import open_benchmark_split
 from ..models.paths import resolve_base_model
 from ..utils.draws import draw_with_replacement
+from ..errors import InputError
+from ..utils.files import check_output_path
 from ..utils.seeds import image_generators
 from ..utils.sharding import shard_bounds
 from ..utils.torch_state import default_device
@@ -54,6 +56,9 @@ def encode_split_shard(
     """
     from diffusers import AutoencoderKL
 
+    check_output_path(out, "file", "--out (the latent shard)")
+    if batch_size < 1:
+        raise InputError(f"--batch-size must be >= 1, got {batch_size}")
     ds = open_benchmark_split(bench, split)
     indices = split_indices(bench, split, len(ds))
     start, stop = shard_bounds(len(indices), shard, num_shards)

@@ -19,12 +19,14 @@ from ..config.benchmark import load_benchmark
 from ..datasets import class_info, open_benchmark_split
 from ..errors import ConfigError
 from ..segmenters import load_segmenter
-from ..utils.files import atomic_path, write_text_atomic
+from ..datasets.input_checks import FileCheck, run_file_checks
+from ..errors import InputError
+from ..utils.files import atomic_path, check_output_path, write_text_atomic
 from ..utils.hashing import sha256_tree
 from .defaults import MIOU_AVERAGE
 from .diversity import load_lpips
 from .fid import ReferenceStats, load_inception
-from .images import MasksFromDataset, MasksFromDir, check_coverage, check_image_files, list_images, match_images
+from .images import MasksFromDataset, MasksFromDir, check_coverage, list_images, match_images, recorded_naming
 from .scoring import ScoreOptions, reference_statistics, score_folder, versions
 
 
@@ -93,6 +95,17 @@ def _write(row: dict, provenance: dict, out: str) -> None:
         write_text_atomic(out, json.dumps({**row, "provenance": provenance}, indent=2, sort_keys=False, allow_nan=True) + "\n")
 
 
+def check_scoring_files(entries, masks, resolution: tuple[int, int], classes, workers: int = 0) -> None:
+    """Decode every image (and every label PNG of ``--masks``) by the readers' rules, in ``workers``
+    processes: mode, bit depth, size (the benchmark's, never resized) and label range."""
+    checks = [FileCheck.image(e.path, resolution, " (the benchmark's resolution)") for e in entries]
+    if isinstance(masks, MasksFromDir):
+        checks += [FileCheck.labels(masks.path(name), resolution, classes.num_classes, classes.ignore_index,
+                                    " (the size of the images; label maps are not resized)")
+                   for name in sorted({e.name for e in entries})]
+    run_file_checks(checks, workers, "score")
+
+
 def score_images(req: ScoreRequest) -> dict:
     """Score ``req.images`` and write the row and its provenance to ``req.out``; return the row."""
     bench = load_benchmark(req.benchmark)
@@ -101,13 +114,21 @@ def score_images(req: ScoreRequest) -> dict:
     opts = dataclasses.replace(opts, miou_average=opts.miou_average or seg_cfg.get("miou_average", MIOU_AVERAGE))
     device, workers = opts.device, opts.workers
     # check every input before any network is loaded
+    check_output_path(req.out, "file", "--out (the metrics file)")
     masks = _masks(req, bench, need=opts.segmentation)
     classes = _classes(bench, masks)
     paths = list_images(req.images)
-    entries = match_images(paths, masks.names if masks is not None else None)
+    entries = match_images(paths, masks.names if masks is not None else None,
+                           naming=recorded_naming(req.images), need_groups=opts.diversity)
     if masks is not None:
         check_coverage(entries, masks.names, masks.source, req.allow_subset)
-    check_image_files(paths, bench.resolution)
+    if opts.fid and len(entries) < 2:
+        raise InputError(f"--images {' '.join(map(str, req.images))}: FID needs at least 2 images, found {len(entries)}")
+    check_scoring_files(entries, masks, bench.resolution, classes, workers)
+    for option, path in (("--ref-stats", req.ref_stats if opts.fid else None),
+                         ("--segmenter-checkpoint", req.segmenter_checkpoint if opts.segmentation else None)):
+        if path and not Path(path).exists():
+            raise InputError(f"{option} {path}: file does not exist")
 
     provenance: dict = {
         "benchmark": bench.name, "protocol_hash": bench.protocol.hash,

@@ -2,8 +2,9 @@
 
 Generated images are named ``{name}.png`` (one per label map) or ``{name}_{k:02d}.png`` (sample
 ``k`` of label map ``name``, for diversity); ``name`` is the label map's file stem. Images of other
-SIS methods only need the same naming. Every file is checked (readable, right size) before any
-network runs, so a bad folder fails fast with the file named.
+SIS methods only need the same naming; a name that could be read both ways is never guessed
+(:func:`match_images`). Every file is checked (decodable, mode, bit depth, size, label range) before
+any network runs (:mod:`scpdiff.datasets.input_checks`), so a bad folder fails fast with the file named.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from ..datasets.folders import open_image, read_label_map, read_rgb_array
+from ..datasets.folders import read_label_map, read_rgb_array
 from ..errors import InputError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -52,22 +53,68 @@ def list_images(dirs: Sequence[str | os.PathLike]) -> list[Path]:
     return paths
 
 
-def match_images(paths: Iterable[Path], mask_names: set[str] | None) -> list[ImageEntry]:
+SINGLE, SAMPLES = "{name}.png", "{name}_{k:02d}.png"  # the two namings generate writes (generation.json)
+
+
+def recorded_naming(dirs: Sequence[str | os.PathLike]) -> str | None:
+    """The file naming every folder's ``generation.json`` records (:data:`SINGLE` or :data:`SAMPLES`),
+    or None when a folder has no record of it (images of another method) or the folders disagree."""
+    import json
+
+    found = set()
+    for d in dirs:
+        record = Path(d) / "generation.json"
+        try:
+            data = json.loads(record.read_text())
+        except (OSError, ValueError):
+            return None
+        naming = data.get("file_names") if isinstance(data, dict) else None
+        if naming is None and isinstance(data, dict) and str(data.get("setting", "")).endswith(":diversity"):
+            naming = SAMPLES  # records written before file_names: a diversity run names samples
+        if naming not in (SINGLE, SAMPLES):
+            return None
+        found.add(naming)
+    return found.pop() if len(found) == 1 else None
+
+
+def match_images(paths: Iterable[Path], mask_names: set[str] | None, naming: str | None = None,
+                 need_groups: bool = False) -> list[ImageEntry]:
     """Give each image its label map: ``{name}`` exactly, else ``{name}_{k}`` with a known ``name``.
 
-    Without masks (FID/diversity only), ``{name}_{k}`` is read as a sample of ``name``.
+    A name is never guessed. With label-map names, ``a_01.png`` is map ``a_01`` or sample 1 of map
+    ``a``, whichever exists; both existing is an error. Without them, ``naming`` (from the folders'
+    ``generation.json``) decides; when it is unknown and the groups matter (``need_groups``:
+    diversity), a name that could be either reading is an error naming the file.
     """
+    paths = list(paths)
     entries, unknown = [], []
+    ambiguous = []
     for p in paths:
         m = _SAMPLE.match(p.stem)
-        if mask_names is not None and p.stem in mask_names:
-            entries.append(ImageEntry(p, p.stem))
-        elif m and (mask_names is None or m["name"] in mask_names):
+        if mask_names is not None:
+            exact = p.stem in mask_names
+            sample = bool(m) and m["name"] in mask_names
+            if exact and sample:
+                ambiguous.append(f"{p}: could be label map {p.stem!r} or sample {int(m['k'])} of label map {m['name']!r}")
+            elif exact:
+                entries.append(ImageEntry(p, p.stem))
+            elif sample:
+                entries.append(ImageEntry(p, m["name"], int(m["k"])))
+            else:
+                unknown.append(p)
+        elif naming == SAMPLES:
+            if not m:
+                raise InputError(f"{p}: the folder's generation.json says images are named {SAMPLES}, this one is not")
             entries.append(ImageEntry(p, m["name"], int(m["k"])))
-        elif mask_names is None:
+        elif naming == SINGLE or not m or not need_groups:
             entries.append(ImageEntry(p, p.stem))
         else:
-            unknown.append(p)
+            ambiguous.append(f"{p}: could be label map {p.stem!r} or sample {int(m['k'])} of label map {m['name']!r}")
+    if ambiguous:
+        more = f" (and {len(ambiguous) - 1} more)" if len(ambiguous) > 1 else ""
+        raise InputError(f"{ambiguous[0]}{more}; file names of the form {{name}}_{{k:02d}} are not guessed: "
+                         "pass --masks DIR or --split SPLIT so the label-map names decide, or score a folder "
+                         "written by `scpdiff generate` (its generation.json records the naming)")
     if unknown:
         shown = ", ".join(str(p) for p in unknown[:5])
         raise InputError(f"{len(unknown)} image(s) have no label map of the same name ({{name}}.png or "
@@ -85,16 +132,6 @@ def check_coverage(entries: Sequence[ImageEntry], mask_names: set[str], source: 
             f"no image for {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''} "
             "(pass --allow-subset to score a subset)"
         )
-
-
-def check_image_files(paths: Sequence[Path], resolution: tuple[int, int]) -> None:
-    """Open each file's header: readable, and ``(H, W) == resolution``."""
-    h, w = resolution
-    for p in paths:
-        with open_image(p) as im:
-            size = im.size
-        if size != (w, h):
-            raise InputError(f"{p}: image is {size[1]}x{size[0]} (HxW), the benchmark's resolution is {h}x{w}")
 
 
 def resize_labels(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -116,8 +153,11 @@ class MasksFromDir:
             raise InputError(f"{self.root}: no label PNGs")
         self.source = str(self.root)
 
+    def path(self, name: str) -> Path:
+        return self.root / f"{name}.png"
+
     def __call__(self, name: str) -> np.ndarray:
-        return read_label_map(self.root / f"{name}.png")
+        return read_label_map(self.path(name))
 
 
 class MasksFromDataset:

@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader
 from ..config.protocol import fid_mask_draw
 from ..datasets.folders import read_rgb_array
 from ..errors import ConfigError, InputError
-from ..utils.files import atomic_path
+from ..utils.files import atomic_path, check_output_path
 from ..utils.hashing import sha256_bytes
 from .defaults import BATCH_SIZE, FID_RESIZE, KID_SUBSETS, KID_SUBSET_SIZE, MIOU_AVERAGE, SUBSET_SEED
 from .diversity import pairwise_lpips, pairwise_ms_ssim
@@ -161,6 +161,14 @@ def original_image_reference(bench, dataset) -> tuple[OriginalImages, list[int]]
 def copy_reference(src: Path, dst: Path) -> None:
     with atomic_path(dst) as tmp:
         shutil.copyfile(src, tmp)
+
+
+def write_reference_statistics(bench, split: str, out, **kwargs) -> ReferenceStats:
+    """``scpdiff ref-stats``: :func:`reference_statistics` copied to ``out`` (checked before any work)."""
+    check_output_path(out, "file", "--out (the reference statistics)")
+    ref, cached = reference_statistics(bench, split, **kwargs)
+    copy_reference(cached, Path(out))
+    return ref
 
 
 # ----------------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ May import :mod:`scpdiff.latents` (the shard files), :mod:`scpdiff.datasets` (cl
 from __future__ import annotations
 
 from .base import NoisePrior, standard_normal
-from .file_format import load
+from .file_format import load, merge_prior_files
 from .masks import downsample_mask
 from .registry import available, create, get_prior_class, register
 
@@ -33,6 +33,7 @@ __all__ = [
     "downsample_mask",
     "get_prior_class",
     "load",
+    "merge_prior_files",
     "register",
     "standard_normal",
 ]

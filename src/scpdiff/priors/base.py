@@ -14,6 +14,7 @@ from typing import ClassVar, Sequence
 import torch
 
 from ..errors import InputError
+from ..latents.shards import PROVENANCE_KEYS, check_same_provenance
 from .file_format import save_prior
 from .masks import DOWNSAMPLE_MODES, downsample_mask
 
@@ -78,8 +79,9 @@ class NoisePrior:
         self.ignore_slot = None if ignore_slot is None else int(ignore_slot)
         self.num_images = 0
         self.num_tokens = 0
-        # Provenance written into the file: which VAE, its latent scaling factor, which dataset.
-        self.provenance: dict[str, str] = {"vae": "", "scaling_factor": "", "dataset": ""}
+        # Provenance written into the file: which VAE, its latent scaling factor, which dataset and
+        # image resolution the reference latents came from (scpdiff.latents.shards.PROVENANCE_KEYS).
+        self.provenance: dict[str, str] = {key: "" for key in PROVENANCE_KEYS}
 
     # ----------------------------------------------------------------- input checks
     def latent_labels(self, masks, check: bool = True) -> torch.Tensor:
@@ -133,13 +135,12 @@ class NoisePrior:
         for key in ("num_classes", "latent_shape", "min_count", "ignore_index", "downsample", "ignore_slot"):
             if getattr(self, key) != getattr(other, key):
                 raise InputError(f"cannot merge priors with different {key}: {getattr(self, key)} vs {getattr(other, key)}")
+        check_same_provenance(self.provenance, "this prior", other.provenance, "the other prior", "priors")
         for key, value in other._stats.items():
             self._stats[key] += value
         self.num_images += other.num_images
         self.num_tokens += other.num_tokens
-        for key, value in other.provenance.items():
-            if value and not self.provenance.get(key):
-                self.provenance[key] = value
+        # merge_prior_files refuses priors of different provenance before they get here
         return self
 
     def sample(

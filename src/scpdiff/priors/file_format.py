@@ -3,8 +3,9 @@
 Tensors: the variant's statistics (``state_tensors()``, float64; ``_empty`` when it has none).
 String metadata: ``format = scpdiff-prior``, ``format_version``, ``variant``, ``num_classes``,
 ``latent_shape`` (JSON), ``min_count``, ``ignore_index``, ``downsample``, ``ignore_slot``, ``num_images``,
-``num_tokens``, the provenance (``scaling_factor``, ``vae``, ``dataset``) and ``scpdiff_version``.
-Shards fitted apart are merged after loading (``prior.merge``), so the file holds sums, not means.
+``num_tokens``, the provenance (``scaling_factor``, ``vae``, ``dataset``, ``resolution``) and
+``scpdiff_version``. Shards fitted apart are merged after loading (:func:`merge_prior_files`, which
+refuses shards of different provenance), so the file holds sums, not means.
 
     save_prior(prior, "joint.safetensors")      # what NoisePrior.save does
     prior = load("joint.safetensors", variant="joint")
@@ -18,7 +19,8 @@ import os
 import torch
 
 from ..errors import InputError
-from ..utils.files import atomic_path
+from ..latents.shards import PROVENANCE_KEYS, check_same_provenance
+from ..utils.files import atomic_path, check_output_path
 from .registry import get_prior_class
 
 FORMAT_VERSION = "1"
@@ -43,6 +45,7 @@ def prior_metadata(prior) -> dict[str, str]:
         "scaling_factor": str(prior.provenance.get("scaling_factor", "")),
         "vae": str(prior.provenance.get("vae", "")),
         "dataset": str(prior.provenance.get("dataset", "")),
+        "resolution": str(prior.provenance.get("resolution", "")),
         "scpdiff_version": __version__,
     }
 
@@ -96,7 +99,7 @@ def load(path: str | os.PathLike, variant: str | None = None) -> NoisePrior:
         prior.num_tokens = int(meta["num_tokens"])
     except (KeyError, ValueError, TypeError) as exc:
         raise InputError(f"{path}: malformed prior metadata ({exc!r})") from exc
-    for key in ("vae", "scaling_factor", "dataset"):
+    for key in PROVENANCE_KEYS:
         prior.provenance[key] = meta.get(key, "")
     expected = prior.expected_shapes()
     tensors.pop("_empty", None)
@@ -113,3 +116,28 @@ def load(path: str | os.PathLike, variant: str | None = None) -> NoisePrior:
             raise InputError(f"{path}: tensor {key!r} has negative counts")
         prior._stats[key] = tensor.to(torch.float64).clone()
     return prior
+
+
+def merge_prior_files(paths, out: str | os.PathLike):
+    """Merge prior shards written by ``fit-prior`` into one prior saved at ``out``; return it.
+
+    Every shard must hold the first one's variant, settings and provenance (VAE, scaling factor,
+    dataset, resolution); a mismatch is an :class:`InputError` naming both files, raised before
+    anything is written. ``out`` must not be a folder.
+    """
+    check_output_path(out, "file", "--out (the merged prior)")
+    paths = [os.fspath(p) for p in paths]
+    if not paths:
+        raise InputError("merge-priors: no prior files given")
+    merged = load(paths[0])
+    for path in paths[1:]:
+        other = load(path)
+        if other.name != merged.name:
+            raise InputError(f"cannot merge: {path} holds a {other.name!r} prior, expected {merged.name!r} like {paths[0]}")
+        check_same_provenance(merged.provenance, paths[0], other.provenance, path, "prior shards")
+        try:
+            merged.merge(other)
+        except InputError as exc:
+            raise InputError(f"{path} and {paths[0]}: {exc}") from None
+    merged.save(out)
+    return merged

@@ -22,7 +22,11 @@ from dataclasses import dataclass
 
 from ..config.protocol import fid_mask_draw
 from ..errors import InputError
-from ..latents.shards import read_latent_shard
+from ..latents.shards import check_same_provenance, read_latent_shard, resolution_text
+
+
+# the two namings, recorded in generation.json ("file_names") so scoring never has to guess
+SINGLE, SAMPLES = "{name}.png", "{name}_{k:02d}.png"
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,7 @@ def benchmark_items(bench, num_maps: int, num_images: int | None, repeats: int |
                     maps: int | None) -> tuple[list[Item], dict | None]:
     """The run's items under the benchmark's protocol, and the recorded mask draw (None: no draw)."""
     proto = bench.protocol
-    n = int(num_images or bench["counts"]["fid_samples"])
+    n = int(num_images if num_images is not None else bench["counts"]["fid_samples"])  # 0 is refused, not defaulted
     if repeats is None and maps is None and proto["fid_masks"] == "with_replacement":
         if num_maps == 0:
             raise InputError("the split has no label maps")
@@ -100,11 +104,22 @@ def check_scaling_factor(source: str, recorded: str | None, vae) -> None:
             )
 
 
-def read_paired_latents(paths: list[str], vae) -> dict:
-    """Image name -> latent ``[4, h, w]`` from encode-latents shards (the oracle's x0, Eq. 4)."""
-    by_name = {}
+def read_paired_latents(paths: list[str], vae, resolution: tuple[int, int] | None = None) -> dict:
+    """Image name -> latent ``[4, h, w]`` from encode-latents shards (the oracle's x0, Eq. 4).
+
+    Every shard must match this model's VAE scaling, the benchmark ``resolution`` and the first
+    shard's provenance (VAE, dataset), each mismatch naming the files.
+    """
+    by_name, first = {}, None
     for path in paths:
         shard = read_latent_shard(path)
         check_scaling_factor(str(path), shard.metadata.get("scaling_factor"), vae)
+        if resolution is not None and shard.metadata["resolution"] != resolution_text(resolution):
+            raise InputError(f"{path}: latents of {shard.metadata['resolution']} images, the benchmark's "
+                             f"resolution is {resolution_text(resolution)}")
+        if first is None:
+            first = (str(path), shard.metadata)
+        else:
+            check_same_provenance(first[1], first[0], shard.metadata, str(path), "latent shards")
         by_name.update(zip(shard.names, shard.latents))
     return by_name

@@ -24,11 +24,11 @@ from ..errors import InputError
 from ..models.conditioning import condition_palette
 from ..models.pipeline import load_pipeline
 from ..priors.for_benchmark import benchmark_prior
-from ..utils.files import atomic_dir
+from ..utils.files import atomic_dir, check_output_path
 from ..utils.sharding import shard_bounds
 from ..utils.torch_state import default_device
 from .denoise import is_standard_normal, sample_images
-from .plan import benchmark_items, check_scaling_factor, read_paired_latents, setting_name
+from .plan import SAMPLES, SINGLE, benchmark_items, check_scaling_factor, read_paired_latents, setting_name
 from .schedule import run_timesteps, start_plan
 from ..utils.seeds import image_generators
 from .speed import DEFAULT as DEFAULT_SPEED
@@ -58,11 +58,21 @@ class GenerationRequest:
     speed: str = DEFAULT_SPEED
 
 
+def is_earlier_shard(folder) -> bool:
+    """A folder ``generate`` may replace: an earlier shard (it holds ``generation.json``) or an empty one."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    return (folder / "generation.json").is_file() or not any(folder.iterdir())
+
+
 def generate_shard(req: GenerationRequest) -> dict:
     """Generate the shard's images into ``req.out`` (atomically); return the ``generation.json`` record."""
     from PIL import Image
 
     t0 = time.time()
+    # before any work: --out must not be a user's file or folder of another kind
+    check_output_path(req.out, "folder", "--out (the shard's image folder)", replaceable=is_earlier_shard)
     bench = load_benchmark(req.benchmark)
     ds = open_benchmark_split(bench, req.split)
     diversity = req.repeats is not None
@@ -79,7 +89,9 @@ def generate_shard(req: GenerationRequest) -> dict:
     plan = start_plan(req.mu, steps, proto["start_rule"], normal=is_standard_normal(prior),
                       normal_start=proto["normal_prior_start"])  # validates mu before any model is loaded
     prompt = (proto["inference_prompt"] or bench["prompt"]) + proto["prompt_suffix"]
-    batch_size = int(req.batch_size or sampling_cfg["batch_size"])
+    batch_size = int(req.batch_size if req.batch_size is not None else sampling_cfg["batch_size"])
+    if batch_size < 1:
+        raise InputError(f"the batch size must be >= 1, got {batch_size}")
     base_seed = int(sampling_cfg.get("seed", 0))
     setting = setting_name(req.variant, req.mu, diversity)
     classes = ds.classes
@@ -87,10 +99,10 @@ def generate_shard(req: GenerationRequest) -> dict:
     device = req.device or default_device()
     pipe = apply_speed_options(load_pipeline(req.base, req.controlnet, device=device), req.speed)
     check_scaling_factor(str(req.prior), prior.provenance.get("scaling_factor"), pipe.vae)
-    paired = read_paired_latents(req.latents, pipe.vae) if prior.requires_latents else None
+    paired = read_paired_latents(req.latents, pipe.vae, bench.resolution) if prior.requires_latents else None
     timesteps = run_timesteps(pipe.scheduler, req.mu, steps, plan).tolist()
 
-    with atomic_dir(req.out) as tmp:
+    with atomic_dir(req.out, replaceable=is_earlier_shard) as tmp:
         for lo in range(0, len(items), batch_size):
             batch = items[lo : lo + batch_size]
             loaded = {i.map_index: ds[i.map_index] for i in batch}
@@ -120,6 +132,7 @@ def generate_shard(req: GenerationRequest) -> dict:
             "guidance_scale": guidance, "prompt": prompt, "negative_prompt": proto["negative_prompt"],
             "eta": proto["ddim_eta"], "base_seed": base_seed, "protocol_hash": proto.hash, "mask_draw": draw,
             "shard": [req.shard, req.num_shards], "items": [start, stop], "num_images": len(items),
+            "file_names": SAMPLES if any(i.suffix is not None for i in items) else SINGLE,
             "prior": req.prior, "base": str(req.base), "controlnet": str(req.controlnet),
             "device": device, "dtype": str(pipe.unet.dtype), "speed": req.speed, "wall_s": round(time.time() - t0, 2),
         }

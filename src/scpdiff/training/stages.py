@@ -17,7 +17,7 @@ import torch
 from ..config.benchmark import Benchmark
 from ..datasets import open_benchmark_split
 from ..errors import ConfigError
-from ..utils.files import atomic_path
+from ..utils.files import atomic_path, check_output_path
 from ..utils.torch_state import seeded
 from .loop import LoopConfig, LoopResult, run_training
 
@@ -84,6 +84,7 @@ def _stopped(result: LoopResult) -> bool:
 
 # ------------------------------------------------------------------------------------------ stages
 def train_vae(bench: Benchmark, out, resume=True, stop_after=None, keep_state=False, **overrides) -> LoopResult:
+    check_output_path(out, "folder", "--out (the model folder)")  # before any work
     from .vae import VaeTask, VaeTrainConfig, build_vae, fit_scaling_factor
 
     require_toy(bench, "train-vae")
@@ -104,6 +105,7 @@ def train_vae(bench: Benchmark, out, resume=True, stop_after=None, keep_state=Fa
 
 
 def train_base(bench: Benchmark, vae_dir, out, resume=True, stop_after=None, keep_state=False, **overrides) -> LoopResult:
+    check_output_path(out, "folder", "--out (the model folder)")  # before any work
     from diffusers import AutoencoderKL, DDIMScheduler
 
     from ..models.sd_configs import sd_scheduler_config
@@ -148,6 +150,7 @@ def train_base(bench: Benchmark, vae_dir, out, resume=True, stop_after=None, kee
 
 
 def train_controlnet(bench: Benchmark, base_dir, out, resume=True, stop_after=None, keep_state=False, **overrides) -> LoopResult:
+    check_output_path(out, "folder", "--out (the model folder)")  # before any work
     from .components import load_base_components
     from ..models.conditioning import condition_palette
     from ..models.controlnet import controlnet_from_unet
@@ -188,6 +191,7 @@ def train_controlnet(bench: Benchmark, base_dir, out, resume=True, stop_after=No
 
 
 def train_segmenter(bench: Benchmark, out, resume=True, stop_after=None, keep_state=False, **overrides) -> LoopResult:
+    check_output_path(out, "folder", "--out (the model folder)")  # before any work
     from ..segmenters.toy import ToySegNet, save_toy_segmenter
     from .segmenter import SegmenterTask, SegmenterTrainConfig, evaluate_miou
 
