@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..metrics.bootstrap import LEVEL, RESAMPLES, SEED
 from ..metrics.defaults import KID_SUBSETS, KID_SUBSET_SIZE, MIOU_AVERAGE, SUBSET_SEED
 from ..metrics.segmentation import MIOU_AVERAGES
 from ._metric_args import add_device_arguments, add_fid_resize_argument, resolve_device
@@ -31,12 +32,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kid-subset-size", type=int, default=KID_SUBSET_SIZE)
     p.add_argument("--kid-subsets", type=int, default=KID_SUBSETS)
     p.add_argument("--seed", type=int, default=SUBSET_SEED, help="seed of KID / FID-infinity subsets")
+    p.add_argument("--bootstrap-resamples", type=int, default=RESAMPLES,
+                   help=f"resamples of the label maps for 95%% intervals (default {RESAMPLES}; 0: none)")
+    p.add_argument("--bootstrap-seed", type=int, default=SEED,
+                   help="seed of the resamples; settings scored with the same seed and maps pair up")
+    p.add_argument("--bootstrap-level", type=float, default=LEVEL, help=f"interval coverage (default {LEVEL})")
     p.add_argument("--out", required=True, help="metrics .json (row + provenance) or .csv (one row)")
     add_device_arguments(p)
     add_fid_resize_argument(p)
 
 
 def run(args) -> int:
+    from ..metrics.bootstrap import BootstrapOptions
     from ..metrics.folder_score import ScoreRequest, score_images
     from ..metrics.scoring import ScoreOptions
 
@@ -46,6 +53,7 @@ def run(args) -> int:
         kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size, segmentation=not args.no_segmentation,
         miou_average=args.miou_average, diversity=args.diversity,
         batch_size=args.batch_size, workers=workers, device=device, seed=args.seed,
+        bootstrap=BootstrapOptions(args.bootstrap_resamples, args.bootstrap_seed, args.bootstrap_level),
     )
     row = score_images(ScoreRequest(
         images=args.images, benchmark=args.benchmark, out=args.out, options=options, split=args.split,
