@@ -168,7 +168,8 @@ def test_score_masks_dir_and_csv(toy, tmp_path):
 
     df = pd.read_csv(out)
     assert len(df) == 1 and df["miou_average"][0] == "zero_absent" and df["pixel_accuracy"][0] == 1.0
-    assert df["miou_lo"][0] == df["miou_hi"][0] == 1.0 and df["bootstrap.resamples"][0] == 1000
+    assert df["pixel_accuracy_lo"][0] == df["pixel_accuracy_hi"][0] == 1.0 and df["bootstrap.resamples"][0] == 1000
+    assert df["miou_lo"][0] <= df["miou"][0] <= df["miou_hi"][0]
 
 
 def _err(capsys, argv):
