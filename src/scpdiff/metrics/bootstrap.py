@@ -18,7 +18,8 @@ Per replicate, from values kept per map or per image:
   images, from one kernel matrix -- the expectation of torch-fidelity's subset estimate;
 * LPIPS / MS-SSIM: the mean of the drawn maps' mean pairwise values (Table 3).
 
-The interval is the percentile interval (Efron & Tibshirani 1993, ch. 13) at ``level``.
+The interval is the percentile interval (Efron & Tibshirani 1993, ch. 13) at ``level``
+(:mod:`scpdiff.utils.intervals`, which the tables also read replicates with).
 
     opts = BootstrapOptions(resamples=1000, seed=0)
     counts = resample_counts(len(names), opts)            # int [B, N], rows sum to N
@@ -35,11 +36,11 @@ import numpy as np
 
 from ..errors import InputError
 from ..utils.hashing import sha256_bytes
+from ..utils.intervals import LEVEL, excludes_zero, paired_interval, percentile_interval  # noqa: F401 (re-exported)
 from .segmentation import mean_iou, pixel_accuracy
 
 RESAMPLES = 1000
 SEED = 0
-LEVEL = 0.95
 
 
 @dataclass(frozen=True)
@@ -75,29 +76,6 @@ def resample_counts(num_units: int, opts: BootstrapOptions) -> np.ndarray:
     counts = np.zeros((opts.resamples, num_units), dtype=np.int64)
     np.add.at(counts, (np.arange(opts.resamples)[:, None], idx), 1)
     return counts
-
-
-def percentile_interval(replicates: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
-    """The ``(1 - level)/2`` and ``(1 + level)/2`` quantiles of the finite replicates (NaN if none)."""
-    r = np.asarray(replicates, dtype=np.float64)
-    r = r[np.isfinite(r)]
-    if not r.size:
-        return float("nan"), float("nan")
-    lo, hi = np.quantile(r, [(1 - level) / 2, (1 + level) / 2])
-    return float(lo), float(hi)
-
-
-def paired_interval(replicates_a: np.ndarray, replicates_b: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
-    """Interval of ``a - b`` from replicates drawn with the same resamples on both sides."""
-    a, b = np.asarray(replicates_a, np.float64), np.asarray(replicates_b, np.float64)
-    if a.shape != b.shape:
-        raise InputError(f"paired bootstrap needs replicates of the same resamples, got {a.shape} and {b.shape}")
-    return percentile_interval(a - b, level)
-
-
-def excludes_zero(interval: tuple[float, float]) -> bool:
-    lo, hi = interval
-    return bool(np.isfinite(lo) and np.isfinite(hi) and (lo > 0 or hi < 0))
 
 
 # --------------------------------------------------------------------------- per-metric replicates
