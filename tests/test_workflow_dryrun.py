@@ -62,12 +62,18 @@ def expected_jobs(bench) -> Counter:
     gen_shards = math.ceil(c["fid_samples"] / c["shard_size"])
     div_shards = math.ceil(c["diversity_maps"] * c["diversity_samples"] / c["shard_size"])
     n_div = len([p for p in bench["priors"] if p != "oracle"])
+    # Table 1's settings again under each further base seed
+    n_seed = n_div * (len(bench["sampling"].get("seeds") or [0]) - 1)
     jobs = Counter(
         prepare_data=1, weights=1, ref_stats=1, train_controlnet=1,
         encode_latents=ref_shards + val_shards, fit_prior=ref_shards * len(fitted), merge_priors=len(fitted),
-        generate=len(settings) * gen_shards + n_div * div_shards, score_fid=len(settings), score_diversity=n_div,
-        tables=1, plot_mu_sweep=1, plot_oracle=1, plot_samples=1, all=1,
+        generate=(len(settings) + n_seed) * gen_shards + n_div * div_shards, score_fid=len(settings),
+        score_diversity=n_div, tables=1, plot_mu_sweep=1, plot_oracle=1, plot_samples=1, all=1,
+        # the reference rows: real val images, real train images, VAE reconstructions
+        reference_images=3, score_reference=3,
     )
+    if n_seed:
+        jobs.update(score_fid_seed=n_seed)
     if bench.is_toy:
         jobs.update(train_vae=1, train_base=1, train_segmenter=1)
     return jobs

@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "generate": "generate",
     "weights": "weights",
     "ref-stats": "ref_stats",
+    "reference-images": "reference_images",
     "score": "score",
     "tables": "tables",
     "plots": "plots",

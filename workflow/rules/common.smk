@@ -53,7 +53,9 @@ wildcard_constraints:
     mu=r"[0-9]+(\.[0-9]+)?",
     shard=r"[0-9]{4}",
     split="train|val",
-    purpose="fid|diversity",
+    purpose="fid|diversity|fid_seed[0-9]+",
+    seed="[0-9]+",
+    ref="real_val|real_train|vae_reconstruction",
 
 
 def bench_yaml(wildcards):
@@ -113,6 +115,25 @@ def table_priors(b):
     return [p for p in BENCH[b]["priors"] if p != "oracle"]
 
 
+def seed_settings(b):
+    """(prior, mu, seed) of the Table 1 settings generated again under the other ``sampling.seeds``
+    (the first seed's images are the ``fid`` ones): the between-seed spread beside the intervals."""
+    bench = BENCH[b]
+    mu = fmt_mu(bench["mu"]["table"])
+    return [(p, mu, s) for s in bench.sampling_seeds[1:] for p in table_priors(b)]
+
+
+# reference rows of Table 1 (reporting.tables.REFERENCE_ROWS): image folder -> (row, score options)
+#   real_val: the segmenter on the real val images (mIoU/Acc ceiling)
+#   real_train: real train images at the generated sample size (FID/KID floor against val)
+#   vae_reconstruction: the val images through the base model's VAE (the floor of any latent method)
+REFERENCE_IMAGES = {
+    "real_val": ("real_images", "--split val --no-fid"),
+    "real_train": ("real_images", "--no-segmentation"),
+    "vae_reconstruction": ("vae_reconstruction", "--split val"),
+}
+
+
 # --------------------------------------------------------------------------- shards
 
 
@@ -148,6 +169,14 @@ def latent_shards(b, split):
     return [f"{WORK}/{b}/latents/{split}/{s}.safetensors" for s in shard_ids(n)]
 
 
+def reference_dir(b, ref):
+    return f"{WORK}/{b}/reference/{ref}"
+
+
+def reference_score_file(b, ref):
+    return f"{WORK}/{b}/scores/reference/{ref}.json"
+
+
 def sample_dir(b, prior, mu, purpose):
     return f"{WORK}/{b}/samples/{prior}/mu{mu}/{purpose}"
 
@@ -160,6 +189,10 @@ def sample_shards(b, prior, mu, purpose):
 def score_file(b, prior, mu, purpose):
     suffix = "_diversity" if purpose == "diversity" else ""
     return f"{WORK}/{b}/scores/{prior}/mu{mu}{suffix}.json"
+
+
+def seed_score_file(b, prior, mu, seed):
+    return f"{WORK}/{b}/scores/{prior}/mu{mu}_seed{seed}.json"
 
 
 # --------------------------------------------------------------------------- models
@@ -175,6 +208,19 @@ def fid_subset_option(wildcards):
     bench = BENCH[wildcards.bench]
     num_val = bench["dataset"].get("num_val")
     return "--allow-subset" if num_val and bench["counts"]["fid_samples"] < num_val else ""
+
+
+def bootstrap_options(wildcards):
+    """The benchmark's ``uncertainty`` block: one seed for every setting, so differences pair up."""
+    u = BENCH[wildcards.bench].uncertainty
+    return f"--bootstrap-resamples {u['resamples']} --bootstrap-seed {u['seed']} --bootstrap-level {u['level']}"
+
+
+def reference_options(wildcards):
+    """How a reference folder is scored (REFERENCE_IMAGES), subset as the generated images are."""
+    opts = REFERENCE_IMAGES[wildcards.ref][1]
+    subset = fid_subset_option(wildcards) if "--split val" in opts else ""
+    return f"{opts} {subset}".strip()
 
 
 def data_index(wildcards):
@@ -279,6 +325,8 @@ def generate_options(wildcards, input):
     if wildcards.purpose == "diversity":
         counts = BENCH[wildcards.bench]["counts"]
         opts.append(f"--repeats {counts['diversity_samples']} --maps {counts['diversity_maps']}")
+    if wildcards.purpose.startswith("fid_seed"):
+        opts.append(f"--seed {wildcards.purpose[len('fid_seed'):]}")
     return " ".join(opts)
 
 
@@ -287,17 +335,25 @@ def score_inputs(wildcards):
     return {
         "fid": [score_file(b, p, m, "fid") for p, m in fid_settings(b)],
         "diversity": [score_file(b, p, m, "diversity") for p, m in diversity_settings(b)],
+        "seeds": [seed_score_file(b, p, m, s) for p, m, s in seed_settings(b)],
+        "reference": [reference_score_file(b, ref) for ref in REFERENCE_IMAGES],
     }
 
 
 def score_options(wildcards, input):
-    """``--score PRIOR MU FILE`` for every scored setting (the file names carry no meaning)."""
+    """``--score PRIOR MU FILE`` for every scored setting (the file names carry no meaning), the
+    other seeds' scores and the reference rows' scores."""
     b = wildcards.bench
     opts = [
         f"--score {p} {m} {f}" for (p, m), f in zip(fid_settings(b), input.fid)
     ] + [
         f"--diversity-score {p} {m} {f}"
         for (p, m), f in zip(diversity_settings(b), input.diversity)
+    ] + [
+        f"--seed-score {p} {m} {s} {f}" for (p, m, s), f in zip(seed_settings(b), input.seeds)
+    ] + [
+        f"--reference-score {REFERENCE_IMAGES[ref][0]} {f}"
+        for ref, f in zip(REFERENCE_IMAGES, input.reference)
     ]
     return " ".join(opts)
 

@@ -55,6 +55,7 @@ class GenerationRequest:
     batch_size: int | None = None
     device: str | None = None
     speed: str = DEFAULT_SPEED
+    seed: int | None = None  # base seed; default the benchmark's first of sampling.seeds
 
 
 def generate_shard(req: GenerationRequest) -> dict:
@@ -76,7 +77,7 @@ def generate_shard(req: GenerationRequest) -> dict:
     steps, guidance = int(sampling_cfg["ddim_steps"]), float(sampling_cfg["guidance_scale"])
     steps_run = denoising_steps(req.mu, steps)  # validates mu before any model is loaded
     batch_size = int(req.batch_size or sampling_cfg["batch_size"])
-    base_seed = int(sampling_cfg.get("seed", 0))
+    base_seed = bench.sampling_seeds[0] if req.seed is None else int(req.seed)
     setting = setting_name(req.variant, req.mu, diversity)
     classes = ds.classes
     device = req.device or default_device()
