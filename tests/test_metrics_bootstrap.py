@@ -61,12 +61,22 @@ def test_kid_replicates_are_the_unbiased_mmd_of_the_copies():
     reps = bs.kid_replicates(x, w, y)
     for wb, r in zip(w, reps):
         c = np.repeat(x, wb, axis=0)
+        source = np.repeat(np.arange(12), wb)  # which image each copy is
         n, m, d = len(c), len(y), x.shape[1]
         k = lambda a, b: (a @ b.T / d + 1) ** 3  # noqa: E731
         kxx, kyy, kxy = k(c, c), k(y, y), k(c, y)
-        mmd = ((kxx.sum() - np.trace(kxx)) / (n * (n - 1)) + (kyy.sum() - np.trace(kyy)) / (m * (m - 1))
-               - 2 * kxy.mean())
+        # by loops: the pairs of copies of two different images
+        pairs = [kxx[i, j] for i in range(n) for j in range(n) if source[i] != source[j]]
+        mmd = np.mean(pairs) + (kyy.sum() - np.trace(kyy)) / (m * (m - 1)) - 2 * kxy.mean()
         assert r == pytest.approx(mmd, rel=1e-10)
+    # without copies it is torch-fidelity's unbiased MMD^2 of the two whole sets (equal sizes there)
+    import torch
+    from torch_fidelity.metric_kid import mmd2
+
+    y12 = y[:12]
+    ours = bs.kid_replicates(x, np.ones((1, 12)), y12)[0]
+    t = lambda a, b: torch.from_numpy(k(a, b))  # noqa: E731
+    assert ours == pytest.approx(float(mmd2(t(x, x), t(x, y12), t(y12, y12))), rel=1e-10)
 
 
 def test_hand_computed_bootstrap_of_a_mean():
@@ -111,6 +121,15 @@ def test_segmentation_replicates_sum_the_drawn_maps_matrices():
         total = mats[idx[b]].sum(0)
         assert reps["miou"][b] == pytest.approx(mean_iou(total))
         assert reps["pixel_accuracy"][b] == pytest.approx(pixel_accuracy(total))
+
+
+def test_interval_moved_onto_the_estimate():
+    reps = np.array([10.0, 11.0, 12.0, 13.0, 14.0])  # a resampling bias: all above the estimate 8
+    lo, hi = bs.percentile_interval(reps, 0.5)
+    assert (lo, hi) == (11.0, 13.0)
+    assert bs.percentile_interval(reps, 0.5, estimate=8.0) == (7.0, 9.0)
+    assert bs.paired_interval(reps, reps - 1.0, 0.5, estimate=1.0) == (1.0, 1.0)
+    assert np.isnan(bs.percentile_interval(np.array([np.nan]))[0])
 
 
 def test_bad_options_are_named():

@@ -18,8 +18,9 @@ Per replicate, from values kept per map or per image:
   images, from one kernel matrix -- the expectation of torch-fidelity's subset estimate;
 * LPIPS / MS-SSIM: the mean of the drawn maps' mean pairwise values (Table 3).
 
-The interval is the percentile interval (Efron & Tibshirani 1993, ch. 13) at ``level``
-(:mod:`scpdiff.utils.intervals`, which the tables also read replicates with).
+The interval is the percentile interval (Efron & Tibshirani 1993, ch. 13) at ``level``, moved
+so that the replicates' median sits on the estimate (resampling repeats images, which biases FID
+upward; :func:`scpdiff.utils.intervals.percentile_interval`, which the tables also use).
 
     opts = BootstrapOptions(resamples=1000, seed=0)
     counts = resample_counts(len(names), opts)            # int [B, N], rows sum to N
@@ -41,6 +42,7 @@ from .segmentation import mean_iou, pixel_accuracy
 
 RESAMPLES = 1000
 SEED = 0
+INTERVAL_KIND = "percentile, moved to the estimate"  # utils.intervals.percentile_interval
 
 
 @dataclass(frozen=True)
@@ -181,7 +183,10 @@ def polynomial_kernel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def kid_replicates(features: np.ndarray, weights: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """``[B]`` unbiased MMD^2 of each replicate's images (with copies) against all reference images."""
+    """``[B]`` unbiased MMD^2 of each replicate's images against all reference images. A copy of an
+    image is not paired with another copy of itself (that would be ``k(x, x)``, the term the
+    unbiased estimator leaves out): the within-set mean runs over pairs of distinct images,
+    weighted by their multiplicities."""
     x = np.asarray(features, np.float64)
     y = np.asarray(reference, np.float64)
     w = np.asarray(weights, np.float64)
@@ -191,16 +196,19 @@ def kid_replicates(features: np.ndarray, weights: np.ndarray, reference: np.ndar
     k_xx = polynomial_kernel(x, x)
     xy_rows = polynomial_kernel(x, y).sum(1)
     n = w.sum(1)
-    # pairs of distinct positions in the resampled multiset; copies of one image pair with each other
-    xx = (np.einsum("bi,ij,bj->b", w, k_xx, w) - w @ np.diag(k_xx)) / (n * (n - 1))
+    same = (w ** 2) @ np.diag(k_xx)
+    xx = (np.einsum("bi,ij,bj->b", w, k_xx, w) - same) / (n ** 2 - (w ** 2).sum(1))
     return xx + yy - 2 * (w @ xy_rows) / (n * m)
 
 
-def summarize(replicates: dict[str, np.ndarray], opts: BootstrapOptions, names: Sequence[str]) -> dict:
-    """The record a score file keeps: options, what was resampled, replicates and intervals."""
+def summarize(replicates: dict[str, np.ndarray], opts: BootstrapOptions, names: Sequence[str],
+              estimates: dict[str, float] | None = None) -> dict:
+    """The record a score file keeps: options, what was resampled, replicates and intervals
+    (around ``estimates``, the metrics of the original images, where given)."""
+    estimates = estimates or {}
     return {
         "resamples": opts.resamples, "seed": opts.seed, "level": opts.level, "unit": "label map",
-        "num_units": len(names), "units_sha256": units_digest(names),
-        "interval": {k: list(percentile_interval(v, opts.level)) for k, v in replicates.items()},
+        "num_units": len(names), "units_sha256": units_digest(names), "interval_kind": INTERVAL_KIND,
+        "interval": {k: list(percentile_interval(v, opts.level, estimates.get(k))) for k, v in replicates.items()},
         "replicates": {k: [float(x) for x in np.asarray(v, np.float64)] for k, v in replicates.items()},
     }

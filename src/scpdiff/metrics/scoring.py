@@ -182,13 +182,14 @@ def score_diversity(entries: Sequence[ImageEntry], lpips_model, device="cpu",
         names = list(groups)  # sorted by name
         counts = resample_counts(len(names), bootstrap)
         row["bootstrap"] = summarize({"lpips": mean_replicates(np.array(lp), counts),
-                                      "ms_ssim": mean_replicates(np.array(ms), counts)}, bootstrap, names)
+                                      "ms_ssim": mean_replicates(np.array(ms), counts)}, bootstrap, names,
+                                     {"lpips": row["lpips"], "ms_ssim": row["ms_ssim"]})
     return row
 
 
 def bootstrap_scores(names: Sequence[str], *, features: np.ndarray | None = None, reference: np.ndarray | None = None,
                      matrices: dict[str, np.ndarray] | None = None, miou_average: str = MIOU_AVERAGE,
-                     opts: BootstrapOptions) -> dict[str, Any]:
+                     opts: BootstrapOptions, estimates: dict[str, float] | None = None) -> dict[str, Any]:
     """Bootstrap record (:func:`.bootstrap.summarize`) of FID/KID (``features`` of the images whose
     label maps are ``names``, one name per image) and mIoU/accuracy (``matrices`` per label map)."""
     units = sorted(set(names))
@@ -203,7 +204,7 @@ def bootstrap_scores(names: Sequence[str], *, features: np.ndarray | None = None
     if matrices is not None:
         stacked = np.stack([matrices[u] for u in units])
         reps.update(segmentation_replicates(stacked, counts, miou_average))
-    return summarize(reps, opts, units)
+    return summarize(reps, opts, units, estimates)
 
 
 def score_folder(entries: Sequence[ImageEntry], *, resolution: tuple[int, int], opts: ScoreOptions,
@@ -256,7 +257,8 @@ def score_folder(entries: Sequence[ImageEntry], *, resolution: tuple[int, int], 
     if (use_fid or use_seg) and opts.bootstrap.resamples:
         row["bootstrap"] = bootstrap_scores(
             names, features=f if use_fid else None, reference=ref_feats if use_fid else None,
-            matrices=cm.by_key if use_seg else None, miou_average=opts.miou_average, opts=opts.bootstrap)
+            matrices=cm.by_key if use_seg else None, miou_average=opts.miou_average, opts=opts.bootstrap,
+            estimates={k: row[k] for k in ("fid", "kid", "miou", "pixel_accuracy") if k in row})
     if opts.diversity:
         if lpips_model is None:
             raise ConfigError("diversity needs the LPIPS model")

@@ -192,7 +192,7 @@ def collect_metrics(
             reps.setdefault(key, []).append(rec)
             for c, v in rec.values.items():
                 if c in fields:
-                    row[f"{c}_lo"], row[f"{c}_hi"] = percentile_interval(v, rec.level)
+                    row[f"{c}_lo"], row[f"{c}_hi"] = percentile_interval(v, rec.level, row[c])
             row["bootstrap_resamples"], row["bootstrap_seed"], row["bootstrap_level"] = rec.key[:3]
 
     for prior, mu, path in fid_scores:
@@ -239,7 +239,8 @@ def _add_paired_differences(rows: dict, reps: dict) -> None:
                 if a.key != b.key:
                     continue
                 for c in set(a.values) & set(b.values):
-                    row[f"{c}_delta_lo"], row[f"{c}_delta_hi"] = paired_interval(a.values[c], b.values[c], a.level)
+                    diff = row[c] - rows[(BASELINE_PRIOR, mu)][c]
+                    row[f"{c}_delta_lo"], row[f"{c}_delta_hi"] = paired_interval(a.values[c], b.values[c], a.level, diff)
 
 
 def read_metrics(paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
