@@ -4,12 +4,15 @@ every benchmark fine-tunes a ControlNet (section 5.1) unless its config names on
 
 rule train_vae:
     input:
-        data_index,
+        index=data_index,
+        # the LPIPS weights of the perceptual term (training.vae.perceptual_weight)
+        weights=f"{CACHE}/weights/manifest.json",
     output:
         directory(f"{WORK}/{{bench}}/models/vae"),
     params:
         cmd=SCPDIFF,
         bench=bench_yaml,
+        cache=weights_cache,
         settings=digest("dataset", "resolution", "training"),
     log:
         log_path("train_vae"),
@@ -21,7 +24,8 @@ rule train_vae:
     conda:
         ENV
     shell:
-        "{params.cmd} train-vae --benchmark {params.bench} --out {output} > {log} 2>&1"
+        "{params.cmd} train-vae --benchmark {params.bench} --cache {params.cache} --out {output}"
+        " > {log} 2>&1"
 
 
 rule train_base:

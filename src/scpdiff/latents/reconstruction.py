@@ -58,7 +58,8 @@ def write_reference_images(bench, split: str, num: int, out: str | os.PathLike, 
     if base is not None:
         from diffusers import AutoencoderKL
 
-        base = resolve_base_model(base)
+        # a folder with vae/ is enough (the VAE alone); otherwise a full base model or its repo id
+        base = Path(base) if (Path(base) / "vae" / "config.json").is_file() else resolve_base_model(base)
         device = device or default_device()
         vae = AutoencoderKL.from_pretrained(base / "vae", torch_dtype=torch.float32, local_files_only=True).to(device)
     with atomic_dir(out) as tmp:
