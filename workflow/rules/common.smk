@@ -129,7 +129,8 @@ def seed_settings(b):
 #   vae_reconstruction: the val images through the base model's VAE (the floor of any latent method)
 REFERENCE_IMAGES = {
     "real_val": ("real_images", "--split val --no-fid"),
-    "real_train": ("real_images", "--no-segmentation"),
+    # masks of the train split name the images (a stem like train_00012 is no sample of "train")
+    "real_train": ("real_images", "--split train --no-segmentation --allow-subset"),
     "vae_reconstruction": ("vae_reconstruction", "--split val"),
 }
 

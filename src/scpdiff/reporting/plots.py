@@ -74,9 +74,11 @@ def mu_sweep_figure(data: pd.DataFrame):
                     continue
                 (drawn,) = ax.plot(line["mu"], line[column], marker="o", label=prior_label(prior))
                 band = line.dropna(subset=[f"{column}_lo", f"{column}_hi"])
-                if len(band):
+                if len(band) > 1:
                     ax.fill_between(band["mu"], band[f"{column}_lo"], band[f"{column}_hi"],
                                     color=drawn.get_color(), alpha=0.2, linewidth=0)
+                elif len(band):  # one mu: a band would have no width
+                    ax.vlines(band["mu"], band[f"{column}_lo"], band[f"{column}_hi"], color=drawn.get_color(), alpha=0.5)
             ax.set_ylabel(ylabel)
             ax.grid(alpha=0.3)
             if i == 0:
