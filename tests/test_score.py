@@ -204,6 +204,15 @@ def test_score_input_errors(toy, tmp_path, capsys):
     # no images at all
     (tmp_path / "empty").mkdir()
     assert "no images" in _err(capsys, base + ["--images", str(tmp_path / "empty")])
+    # one label map (every image a sample of it): scored, but no interval to draw
+    one = tmp_path / "one"
+    one.mkdir()
+    for k in range(3):
+        Image.open(good / f"{items[0][2]}.png").save(one / f"{items[0][2]}_{k:02d}.png")
+    out = tmp_path / "one.json"
+    assert main(base[:-1] + [str(out), "--images", str(one), "--allow-subset"]) == 0
+    row = json.loads(out.read_text())
+    assert "bootstrap" not in row and "intervals need two or more" in row["bootstrap_skipped"]
     # FID without prepared weights names the command that prepares them
     err = _err(capsys, ["score", "--benchmark", str(bench), "--images", str(good), "--allow-subset", "--no-segmentation",
                         "--cache", str(tmp_path / "nocache"), "--device", "cpu", "--out", str(tmp_path / "y.json")])

@@ -254,7 +254,10 @@ def score_folder(entries: Sequence[ImageEntry], *, resolution: tuple[int, int], 
         row["mean_class_accuracy"] = cm.mean_class_accuracy
         row["label_size"] = list(label_size)
         row["class_iou"] = [None if not np.isfinite(v) else float(v) for v in cm.class_iou()]
-    if (use_fid or use_seg) and opts.bootstrap.resamples:
+    if (use_fid or use_seg) and opts.bootstrap.resamples and len(set(names)) < 2:
+        # without masks, {name}_{k:02d} files are samples of one map: nothing to resample
+        row["bootstrap_skipped"] = f"one label map ({names[0]!r}); intervals need two or more"
+    elif (use_fid or use_seg) and opts.bootstrap.resamples:
         row["bootstrap"] = bootstrap_scores(
             names, features=f if use_fid else None, reference=ref_feats if use_fid else None,
             matrices=cm.by_key if use_seg else None, miou_average=opts.miou_average, opts=opts.bootstrap,
