@@ -275,3 +275,13 @@ def test_validate_config_accepts_the_shipped_configs(capsys):
         if (REPO / "benchmarks" / f"{name}.yaml").is_file():
             assert main(["validate-config", str(REPO / "benchmarks" / f"{name}.yaml")]) == 0
     assert "benchmark toy: ok" in capsys.readouterr().out
+
+
+def test_a_perceptual_vae_term_brings_the_lpips_weights(tmp_path):
+    _, plain = dry_run(tmp_path / "a", {"benchmarks": ["smoke"]})
+    vae = next(line for line in plain.splitlines() if line.startswith("scpdiff train-vae"))
+    assert "--cache" not in vae  # no LPIPS: the VAE does not wait for the metric weights
+    _, out = dry_run(tmp_path / "b", {"benchmarks": ["smoke"],
+                                      "overrides": {"smoke": {"training": {"vae": {"perceptual_weight": 1.0}}}}})
+    vae = next(line for line in out.splitlines() if line.startswith("scpdiff train-vae"))
+    assert "--cache .cache/scpdiff" in vae

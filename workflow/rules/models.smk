@@ -5,14 +5,20 @@ every benchmark fine-tunes a ControlNet (section 5.1) unless its config names on
 rule train_vae:
     input:
         index=data_index,
-        # the LPIPS weights of the perceptual term (training.vae.perceptual_weight)
-        weights=f"{CACHE}/weights/manifest.json",
+        # the LPIPS weights, when the VAE is trained with a perceptual term
+        weights=lambda w: (
+            [f"{CACHE}/weights/manifest.json"]
+            if (BENCH[w.bench].get("training") or {}).get("vae", {}).get("perceptual_weight")
+            else []
+        ),
     output:
         directory(f"{WORK}/{{bench}}/models/vae"),
     params:
         cmd=SCPDIFF,
         bench=bench_yaml,
-        cache=weights_cache,
+        cache=lambda w, input: (
+            f"--cache {os.path.dirname(os.path.dirname(input.weights[0]))}" if input.weights else ""
+        ),
         settings=digest("dataset", "resolution", "training"),
     log:
         log_path("train_vae"),
@@ -24,7 +30,7 @@ rule train_vae:
     conda:
         ENV
     shell:
-        "{params.cmd} train-vae --benchmark {params.bench} --cache {params.cache} --out {output}"
+        "{params.cmd} train-vae --benchmark {params.bench} {params.cache} --out {output}"
         " > {log} 2>&1"
 
 
