@@ -68,6 +68,10 @@ def test_shipped_benchmarks_validate():
         (lambda b: b["mu"].update(table=1.5), "mu/table"),
         (lambda b: b["dataset"].update(kind="imagenet"), "dataset/kind"),
         (lambda b: b.update(unknown_key=1), "unknown_key"),
+        (lambda b: b["sampling"].update(seed=3, seeds=[0, 1]), "sampling.seed 3 differs from sampling.seeds"),
+        (lambda b: b["sampling"].update(seeds=[1, 1]), "sampling/seeds"),
+        (lambda b: b.update(uncertainty={"level": 1.0}), "uncertainty/level"),
+        (lambda b: b.update(uncertainty={"resamples": -1}), "uncertainty/resamples"),
     ],
 )
 def test_bad_benchmark_configs_are_rejected_with_the_key(edit, message):
@@ -75,6 +79,21 @@ def test_bad_benchmark_configs_are_rejected_with_the_key(edit, message):
     edit(b)
     with pytest.raises(ConfigError, match=message):
         validate_benchmark(b, source="bad.yaml")
+
+
+def test_seeds_and_uncertainty_defaults():
+    b = _bench()
+    b["sampling"].pop("seeds", None)
+    b["sampling"]["seed"] = 4
+    b.pop("uncertainty", None)
+    bench = validate_benchmark(b, source="x.yaml")
+    assert bench.sampling_seeds == [4]
+    assert bench.uncertainty == {"resamples": 1000, "seed": 0, "level": 0.95}
+    b["sampling"].pop("seed")
+    b["sampling"]["seeds"] = [7, 2]
+    b["uncertainty"] = {"resamples": 50}
+    bench = validate_benchmark(b, source="x.yaml")
+    assert bench.sampling_seeds == [7, 2] and bench.uncertainty["resamples"] == 50
 
 
 def test_missing_benchmark_names_the_search_path():

@@ -30,35 +30,42 @@ def by_stage(bench):
 def test_smoke_plan_matches_a_hand_count():
     rows = by_stage(load_benchmark("smoke"))
     # smoke: 4 priors, mu 0.85 only, oracle at 0.85 (+ normal at mu=1); 16 images per setting in
-    # shards of 8; 4 DDIM steps, guidance 1.0 (no CFG); diversity 2 maps x 3 samples
+    # shards of 8; 4 DDIM steps, guidance 1.0 (no CFG); diversity 2 maps x 3 samples; sampling.seeds
+    # [0, 1]: Table 1's 4 settings again under seed 1; 3 reference folders, each written and scored
     jobs = {"prepare data": 1, "train toy models": 3, "fine-tune": 1,
             "encode latents": 2 + 2,           # 16 reference / 8 + 16 val maps / 8
             "fit priors": 3 * (2 + 1),         # spatial, categorical, joint: 2 shards + 1 merge each
-            "generate": 6 * 2 + 4 * 1,         # 6 FID settings x 2 shards + 4 diversity settings x 1
-            "reference stats": 1, "score FID/KID": 6, "segment": 0, "diversity": 4,
+            "generate": 6 * 2 + 4 * 1 + 4 * 2,  # 6 FID settings x 2 shards + 4 diversity x 1 + 4 seed-1 x 2
+            "reference stats": 1, "reference rows": 3 + 3, "score FID/KID": 6 + 4, "segment": 0, "diversity": 4,
             # metrics.csv, 5 metrics CSVs (tables 1-3, mu sweep, oracle), 3 tables, 3 plots
             "tables": 1 + 5 + 3 + 3}
     assert {k: r.jobs for k, r in rows.items()} == jobs
-    assert rows["generate"].images == 6 * 16 + 4 * 2 * 3
+    assert rows["generate"].images == 6 * 16 + 4 * 2 * 3 + 4 * 16
     # steps run (smoke's protocol: grid_tail start, the normal prior as plain ControlNet inference):
     # mu=0.85 of 4 -> round(3.4) = 3; mu=1 -> 4; the normal prior runs all 4 whatever mu.
     # FID: normal@0.85, normal@1 (4 each), spatial/categorical/joint/oracle@0.85 (3 each); diversity: the same at 0.85
-    assert rows["generate"].denoiser_evals == 16 * (2 * 4 + 4 * 3) + 6 * (4 + 3 * 3)
+    # seed 1: normal (4) and spatial/categorical/joint (3) at 0.85
+    assert rows["generate"].denoiser_evals == 16 * (2 * 4 + 4 * 3) + 6 * (4 + 3 * 3) + 16 * (4 + 3 * 3)
     assert rows["fine-tune"].denoiser_evals == 20 * 16  # 20 steps x batch 16 (training.controlnet)
-    assert rows["score FID/KID"].inception_passes == 6 * 16 and rows["reference stats"].inception_passes == 16
-    assert rows["segment"].segmenter_passes == 6 * 16  # the toy segmenter: one scale
+    assert rows["score FID/KID"].inception_passes == 10 * 16 and rows["reference stats"].inception_passes == 16
+    assert rows["segment"].segmenter_passes == 10 * 16  # the toy segmenter: one scale
+    # reference rows: 16 real val (segmented), 16 real train (Inception), 16 VAE reconstructions (both)
+    ref = rows["reference rows"]
+    assert (ref.images, ref.inception_passes, ref.segmenter_passes) == (48, 32, 32)
 
 
 def test_toy_plan_matches_a_hand_count():
     rows = by_stage(load_benchmark("toy"))
     # 4 priors x mu {0.85, 0.55, 1} + oracle x {0.25, 0.5, 0.75, 1} (normal at 1 already there) = 16;
     # 20 DDIM steps, grid_tail start -> 17, 11, 20 and 5, 10, 15, 20 steps; the normal prior (plain
-    # ControlNet inference) runs all 20 at every mu; 150 images; no CFG (guidance 1.0)
-    assert rows["generate"].jobs == 16 + 4
-    assert rows["generate"].images == 16 * 150 + 4 * 4 * 6
-    assert rows["generate"].denoiser_evals == 150 * (3 * 20 + 3 * (17 + 11 + 20) + 5 + 10 + 15 + 20) + 24 * (20 + 3 * 17)
+    # ControlNet inference) runs all 20 at every mu; 150 images; no CFG (guidance 1.0); seeds [0, 1]:
+    # the 4 Table 1 settings (mu 0.85) again
+    assert rows["generate"].jobs == 16 + 4 + 4
+    assert rows["generate"].images == 16 * 150 + 4 * 4 * 6 + 4 * 150
+    assert rows["generate"].denoiser_evals == (150 * (3 * 20 + 3 * (17 + 11 + 20) + 5 + 10 + 15 + 20) + 24 * (20 + 3 * 17)
+                                               + 150 * (20 + 3 * 17))
     assert rows["encode latents"].jobs == 4 + 1 and rows["encode latents"].images == 2000 + 200
-    assert rows["fit priors"].jobs == 3 * 5 and rows["score FID/KID"].jobs == 16
+    assert rows["fit priors"].jobs == 3 * 5 and rows["score FID/KID"].jobs == 16 + 4
     assert rows["fine-tune"].denoiser_evals == 600 * 16
 
 
@@ -177,12 +184,12 @@ def test_cli_prints_the_table_and_writes_the_csv(tmp_path, capsys):
                              "inception_passes", "flops", "gpu_hours", "disk_bytes", "note"]
     total = rows[-1]
     assert total["stage"] == "total"
-    # every job of the smoke DAG (tests/test_workflow_dryrun.py): 57 per benchmark + weights, the
+    # every job of the smoke DAG (tests/test_workflow_dryrun.py): 75 per benchmark + weights, the
     # 3 tables and the mu sweep over all benchmarks, all
-    assert int(total["jobs"]) == sum(int(r["jobs"]) for r in rows[:-1]) + 6 == 63
+    assert int(total["jobs"]) == sum(int(r["jobs"]) for r in rows[:-1]) + 6 == 81
     gpu = [r for r in rows[:-1] if r["device"] == "gpu"]
     assert float(total["gpu_hours"]) == pytest.approx(sum(float(r["flops"]) for r in gpu) / 50e12 / 3600, rel=1e-5)
-    assert int(total["images"]) == 120
+    assert int(total["images"]) == 6 * 16 + 4 * 2 * 3 + 4 * 16  # images generated (seed 1 of Table 1 included)
 
 
 def test_cli_rejects_an_unknown_gpu_and_writes_nothing(tmp_path, capsys):
@@ -208,4 +215,6 @@ def test_plan_jobs_equal_the_snakemake_dry_run(tmp_path):
     assert plan["generate"] == int(stats["generate"])
     assert plan["encode latents"] == int(stats["encode_latents"])
     assert plan["fit priors"] == int(stats["fit_prior"]) + int(stats["merge_priors"])
-    assert plan["score FID/KID"] == int(stats["score_fid"]) and plan["diversity"] == int(stats["score_diversity"])
+    assert plan["score FID/KID"] == int(stats["score_fid"]) + int(stats["score_fid_seed"])
+    assert plan["diversity"] == int(stats["score_diversity"])
+    assert plan["reference rows"] == int(stats["reference_images"]) + int(stats["score_reference"])

@@ -107,3 +107,22 @@ def test_samples_grid_shows_mask_real_image_and_each_prior(tmp_path, monkeypatch
     assert _is_image(tmp_path / "grid.png")
     with pytest.raises(InputError, match="no generated image"):
         load_sample_rows(bench, {"normal": tmp_path}, rows=2)
+
+
+def test_mu_sweep_draws_bands_and_reference_lines(tmp_path):
+    frame = _metrics()
+    frame["fid_lo"], frame["fid_hi"] = frame["fid"] - 1.0, frame["fid"] + 2.0
+    ref = frame.iloc[[0]].assign(prior="real_images", mu=np.nan, fid=5.0, fid_lo=4.0, fid_hi=6.5, miou=np.nan)
+    data = plots.mu_sweep_data(pd.concat([frame, ref], ignore_index=True))
+    assert data["prior"].iloc[-1] == "real_images" and np.isnan(data["mu"].iloc[-1])
+    fig = plots.mu_sweep_figure(data)
+    ax = fig.axes[0]
+    # one band per prior (its interval, vertices at fid_lo/fid_hi), one span for the real images
+    bands = [c for c in ax.collections]
+    assert len(bands) == 2
+    joint = data[data["prior"] == "joint"]
+    ys = bands[1].get_paths()[0].vertices[:, 1]
+    assert ys.min() == pytest.approx(joint["fid_lo"].min()) and ys.max() == pytest.approx(joint["fid_hi"].max())
+    assert any(line.get_label() == "Real images (reference)" and line.get_ydata()[0] == 5.0 for line in ax.lines)
+    assert any(p.get_y() == pytest.approx(4.0) and p.get_height() == pytest.approx(2.5) for p in ax.patches)
+    plots.save_figure(fig, [tmp_path / "mu.png"])

@@ -246,3 +246,80 @@ def test_tables_command_rejects_an_unknown_table(tmp_path, capsys):
     a = _bench_metrics_csv(tmp_path, "smoke", 1.0)
     assert main(["tables", "--metrics", str(a), "--table", "5", "--out-dir", str(tmp_path)]) == 1
     assert "no table [5]" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- uncertainty
+
+
+def _write_boot_score(path, miou_reps, fid_reps, seed=0, units="u1", level=0.95, fid=None, miou=None):
+    """A score file as `scpdiff score` writes it with bootstrap replicates (mIoU as a fraction)."""
+    miou_reps, fid_reps = np.asarray(miou_reps, float), np.asarray(fid_reps, float)
+    row = {"fid": float(np.mean(fid_reps)) if fid is None else fid, "kid": 0.01, "kid_std": 0.001,
+           "miou": float(np.mean(miou_reps)) if miou is None else miou, "pixel_accuracy": 0.9,
+           "bootstrap": {"resamples": len(fid_reps), "seed": seed, "level": level, "units_sha256": units,
+                         "num_units": 5, "unit": "label map",
+                         "replicates": {"fid": fid_reps.tolist(), "miou": miou_reps.tolist()}}}
+    path.write_text(json.dumps(row))
+    return path
+
+
+def test_paired_difference_intervals_and_the_latex_mark(tmp_path):
+    rng = np.random.default_rng(0)
+    maps = rng.normal(size=200) * 5  # what the resampled label maps add, shared by both settings
+    normal = _write_boot_score(tmp_path / "n.json", 0.40 + maps / 100, 30 + maps)
+    # joint: FID 2 lower on every resample (paired interval excludes 0); mIoU no different
+    joint = _write_boot_score(tmp_path / "j.json", 0.40 + maps / 100 + 0.001 * rng.normal(size=200), 28 + maps)
+    frame = T.collect_metrics("b", "toy", 0.85, [("normal", 0.85, normal), ("joint", 0.85, joint)])
+    j = frame.set_index("prior").loc["joint"]
+    assert (j["fid_delta_lo"], j["fid_delta_hi"]) == (pytest.approx(-2.0), pytest.approx(-2.0))
+    assert j["miou_delta_lo"] < 0 < j["miou_delta_hi"] and j["miou_delta_hi"] - j["miou_delta_lo"] < 1.0
+    # the interval of each value, in percent for mIoU, by numpy's quantiles
+    shift = np.mean(28 + maps) - np.median(28 + maps)  # the interval sits on the estimate (the mean here)
+    assert (j["fid_lo"], j["fid_hi"]) == (pytest.approx(np.quantile(28 + maps, 0.025) + shift),
+                                          pytest.approx(np.quantile(28 + maps, 0.975) + shift))
+    assert j["miou_hi"] > 40 > j["miou_lo"] and j["bootstrap_resamples"] == 200
+    T.write_tables(frame, tmp_path / "out")
+    t1 = pd.read_csv(tmp_path / "out" / "table1.csv", index_col=0)
+    assert t1.loc["joint", "b/FID delta hi"] == pytest.approx(-2.0) and "b/FID lo" in t1.columns
+    tex = (tmp_path / "out" / "table1.tex").read_text()
+    fid_cell = next(line for line in tex.splitlines() if line.startswith("Joint Prior"))
+    assert r"($-$2.00)$^{\ast}$" in fid_cell  # the FID difference is marked ...
+    assert fid_cell.count(r"$^{\ast}$") == 1  # ... the mIoU one (interval across 0) is not
+
+
+def test_no_pairing_across_different_resamples_or_label_maps(tmp_path):
+    reps = np.linspace(0, 1, 50)
+    normal = _write_boot_score(tmp_path / "n.json", reps, 30 + reps)
+    other_seed = _write_boot_score(tmp_path / "a.json", reps, 20 + reps, seed=1)
+    other_maps = _write_boot_score(tmp_path / "b.json", reps, 20 + reps, units="u2")
+    frame = T.collect_metrics("b", "toy", 0.85, [("normal", 0.85, normal), ("joint", 0.85, other_seed),
+                                                 ("spatial", 0.85, other_maps)]).set_index("prior")
+    assert frame[["fid_delta_lo", "fid_delta_hi"]].isna().all().all()
+    assert frame.loc["joint", "fid_lo"] == pytest.approx(20 + np.quantile(reps, 0.025))
+
+
+def test_seed_spread_and_reference_rows(tmp_path):
+    s = lambda name, fid, miou=50.0: _write_score(tmp_path / name, fid, miou, 90.0)  # noqa: E731
+    frame = T.collect_metrics(
+        "b", "toy", 0.85, [("normal", 0.85, s("n.json", 30.0)), ("joint", 0.85, s("j.json", 20.0))],
+        seed_scores=[("joint", 0.85, 1, s("j1.json", 22.0)), ("joint", 0.85, 2, s("j2.json", 24.0))],
+        reference_scores=[("real_images", _write_score(tmp_path / "rv.json", miou=70.0, acc=95.0)),
+                          ("real_images", _write_score(tmp_path / "rt.json", fid=5.0)),
+                          ("vae_reconstruction", s("v.json", 9.0, 65.0))])
+    by = frame.set_index("prior")
+    assert by.loc["joint", "fid_seed_sd"] == pytest.approx(np.std([20.0, 22.0, 24.0], ddof=1))
+    assert by.loc["joint", "seeds"] == 3 and by.loc["normal", "seeds"] == 1
+    assert (by.loc["real_images", "fid"], by.loc["real_images", "miou"]) == (5.0, pytest.approx(70.0))
+    t1, d1 = T.table1(frame)
+    assert list(t1.index) == ["normal", "joint", "real_images", "vae_reconstruction"]
+    assert d1.loc["real_images"].isna().all() and d1.loc["joint", ("b", "FID")] == -10.0
+    # the real images are no method: never bold, and Table 2 leaves them out
+    best = T.best_mask(t1, T.TABLE1_METRICS)
+    assert best.loc["joint", ("b", "FID")] and not best.loc["real_images"].any()
+    assert "Real images (reference)" not in T.table2(frame).index.str.cat()
+    # a reference row with no diversity scores is not in Table 3
+    assert "real_images" not in T.table3(frame)[0].index
+    with pytest.raises(InputError, match="unknown reference row"):
+        T.collect_metrics("b", "toy", 0.85, reference_scores=[("real", s("x.json", 1.0))])
+    with pytest.raises(InputError, match="no primary score"):
+        T.collect_metrics("b", "toy", 0.85, seed_scores=[("joint", 0.85, 1, s("y.json", 1.0))])

@@ -97,11 +97,13 @@ def lpips_cache(tmp_path, monkeypatch):
     return tmp_path / "cache"
 
 
-def _expected_miou(items, corrupt):
-    # independent float64 reference: nearest-downsampled masks vs the corruption, by loops
+def _expected_miou(items, corrupt, maps=None):
+    # independent float64 reference: nearest-downsampled masks vs the corruption, by loops;
+    # ``maps``: indices into ``items`` (repeats allowed), as a bootstrap resample draws them
     c = 9
     cm = np.zeros((c, c))
-    for idx, (_, mask, _) in enumerate(items):
+    for idx in range(len(items)) if maps is None else maps:
+        mask = items[idx][1]
         t = mask[::2, ::2]  # nearest to 32x64 picks even rows/cols
         p = t.copy()
         if idx == 0:
@@ -121,7 +123,7 @@ def test_score_segmentation_and_diversity(toy, tmp_path, lpips_cache):
     out = tmp_path / "metrics.json"
     rc = main(["score", "--images", str(images), "--benchmark", str(bench), "--split", "val", "--no-fid",
                "--segmenter", PALETTE_SEG, "--diversity", "--cache", str(lpips_cache), "--device", "cpu",
-               "--batch-size", "5", "--out", str(out)])
+               "--batch-size", "5", "--bootstrap-resamples", "20", "--bootstrap-seed", "3", "--out", str(out)])
     assert rc == 0
     row = json.loads(out.read_text())
     miou, acc = _expected_miou(items, 7)
@@ -131,6 +133,21 @@ def test_score_segmentation_and_diversity(toy, tmp_path, lpips_cache):
     assert row["label_size"] == [32, 64] and row["miou_average"] == "accumulated"
     assert row["diversity_maps"] == 4 and row["diversity_samples"] == 3
     assert row["lpips"] > 0 and 0 < row["ms_ssim"] < 1
+    # bootstrap over the 4 label maps: each replicate is the mIoU of the drawn maps' pixels, the
+    # maps in name order drawn by numpy's generator with the given seed; 3 images of a map count 3x
+    boot = row["bootstrap"]
+    assert (boot["resamples"], boot["seed"], boot["num_units"]) == (20, 3, 4)
+    order = sorted(range(4), key=lambda i: items[i][2])
+    draws = np.random.default_rng(3).integers(0, 4, size=(20, 4))
+    for b in (0, 7, 19):
+        miou_b, acc_b = _expected_miou(items, 7, maps=[order[j] for j in draws[b]])
+        assert boot["replicates"]["miou"][b] == pytest.approx(miou_b, abs=1e-12)
+        assert boot["replicates"]["pixel_accuracy"][b] == pytest.approx(acc_b, abs=1e-12)
+    lo, hi = boot["interval"]["miou"]
+    assert lo <= row["miou"] <= hi and lo < hi
+    div = row["diversity_bootstrap"]
+    assert div["num_units"] == 4 and div["units_sha256"] == boot["units_sha256"]
+    assert div["interval"]["lpips"][0] <= row["lpips"] <= div["interval"]["lpips"][1]
     prov = row["provenance"]
     assert prov["lpips_alexnet_sha256"] == W.weight_path(W.LPIPS_ALEXNET, lpips_cache)[1]
     assert prov["segmenter"]["kind"] == PALETTE_SEG and prov["versions"]["torch"] and prov["masks"].endswith("split val")
@@ -151,6 +168,8 @@ def test_score_masks_dir_and_csv(toy, tmp_path):
 
     df = pd.read_csv(out)
     assert len(df) == 1 and df["miou_average"][0] == "zero_absent" and df["pixel_accuracy"][0] == 1.0
+    assert df["pixel_accuracy_lo"][0] == df["pixel_accuracy_hi"][0] == 1.0 and df["bootstrap.resamples"][0] == 1000
+    assert df["miou_lo"][0] <= df["miou"][0] <= df["miou_hi"][0]
     # the row names the protocol it was scored under (scpdiff protocol prints the same hash)
     from scpdiff.config.benchmark import load_benchmark
 
@@ -189,6 +208,15 @@ def test_score_input_errors(toy, tmp_path, capsys):
     # no images at all
     (tmp_path / "empty").mkdir()
     assert "no images" in _err(capsys, base + ["--images", str(tmp_path / "empty")])
+    # one label map (every image a sample of it): scored, but no interval to draw
+    one = tmp_path / "one"
+    one.mkdir()
+    for k in range(3):
+        Image.open(good / f"{items[0][2]}.png").save(one / f"{items[0][2]}_{k:02d}.png")
+    out = tmp_path / "one.json"
+    assert main(base[:-1] + [str(out), "--images", str(one), "--allow-subset"]) == 0
+    row = json.loads(out.read_text())
+    assert "bootstrap" not in row and "intervals need two or more" in row["bootstrap_skipped"]
     # FID without prepared weights names the command that prepares them
     err = _err(capsys, ["score", "--benchmark", str(bench), "--images", str(good), "--allow-subset", "--no-segmentation",
                         "--cache", str(tmp_path / "nocache"), "--device", "cpu", "--out", str(tmp_path / "y.json")])

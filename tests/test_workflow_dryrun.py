@@ -62,16 +62,22 @@ def expected_jobs(bench) -> Counter:
     gen_shards = math.ceil(c["fid_samples"] / c["shard_size"])
     div_shards = math.ceil(c["diversity_maps"] * c["diversity_samples"] / c["shard_size"])
     n_div = len([p for p in bench["priors"] if p != "oracle"])
+    # Table 1's settings again under each further base seed
+    n_seed = n_div * (len(bench["sampling"].get("seeds") or [0]) - 1)
     jobs = Counter(
         prepare_data=1, weights=1, ref_stats=1, train_controlnet=1,
         encode_latents=ref_shards + val_shards, fit_prior=ref_shards * len(fitted), merge_priors=len(fitted),
-        generate=len(settings) * gen_shards + n_div * div_shards, score_fid=len(settings), score_diversity=n_div,
+        generate=(len(settings) + n_seed) * gen_shards + n_div * div_shards, score_fid=len(settings), score_diversity=n_div,
         metrics=1, benchmark_table=3, plot_mu_sweep=1, plot_oracle=1, plot_samples=1,
         # one metrics CSV per report product: Tables 1-3, the mu sweep, the oracle figure
         collect_metrics=4 + bool(bench["mu"].get("oracle_grid")),
         # the study-wide Tables 1-3 and mu sweep (results/table{1,2,3}.*, results/mu_sweep.*)
         table=3, mu_sweep=1, all=1,
+        # the reference rows: real val images, real train images, VAE reconstructions
+        reference_images=3, score_reference=3,
     )
+    if n_seed:
+        jobs.update(score_fid_seed=n_seed)
     if bench.is_toy:
         jobs.update(train_vae=1, train_base=1, train_segmenter=1)
     return jobs
@@ -292,9 +298,12 @@ def test_a_single_table_or_figure_target_builds_only_what_it_shows(tmp_path):
     c = smoke["counts"]
     fid_shards = math.ceil(c["fid_samples"] / c["shard_size"])
     counts, out = dry_run(tmp_path, {"benchmarks": ["smoke"]}, "results/table1.tex")
-    # Table 1: every compared prior at mu.table, scored for FID/mIoU; no diversity, oracle, plots
+    # Table 1: every compared prior at mu.table, scored for FID/mIoU, under each of sampling.seeds
+    # (the between-seed spread), and its reference rows; no diversity, oracle, plots
     compared = [p for p in smoke["priors"] if p != "oracle"]
-    assert counts["generate"] == len(compared) * fid_shards and counts["score_fid"] == len(compared)
+    seeds = len(smoke["sampling"]["seeds"])
+    assert counts["generate"] == len(compared) * fid_shards * seeds and counts["score_fid"] == len(compared)
+    assert counts["score_fid_seed"] == len(compared) * (seeds - 1) and counts["score_reference"] == 3
     assert counts["table"] == 1 and counts["collect_metrics"] == 1
     for rule in ("score_diversity", "benchmark_table", "plot_mu_sweep", "plot_oracle", "metrics", "mu_sweep"):
         assert rule not in counts, rule
@@ -378,3 +387,13 @@ def test_validate_config_accepts_extra_rules(tmp_path, capsys):
                                     "overrides": {"smoke": {"priors": ["normal", "shrunk_spatial"]}}}))
     assert main(["validate-config", str(path)]) == 0
     assert "written by these rules" in capsys.readouterr().out
+
+
+def test_a_perceptual_vae_term_brings_the_lpips_weights(tmp_path):
+    _, plain = dry_run(tmp_path / "a", {"benchmarks": ["smoke"]})
+    vae = next(line for line in plain.splitlines() if line.startswith("scpdiff train-vae"))
+    assert "--cache" not in vae  # no LPIPS: the VAE does not wait for the metric weights
+    _, out = dry_run(tmp_path / "b", {"benchmarks": ["smoke"],
+                                      "overrides": {"smoke": {"training": {"vae": {"perceptual_weight": 1.0}}}}})
+    vae = next(line for line in out.splitlines() if line.startswith("scpdiff train-vae"))
+    assert "--cache .cache/scpdiff" in vae

@@ -29,20 +29,33 @@ def test_smoke_study_produces_every_table_and_figure(smoke_run):
         assert (results / name).stat().st_size > 0, name
     metrics = pd.read_csv(results / "metrics.csv")
     # every (prior, mu) of the smoke config, with finite scores
-    assert set(metrics["prior"]) == {"normal", "spatial", "categorical", "joint", "oracle"}
-    # Table 1 rows: the priors at mu.table (the oracle, an analysis device, is in Fig. 3 only)
-    table = metrics[metrics["table_mu"] & (metrics["prior"] != "oracle")]
+    references = {"real_images", "vae_reconstruction"}
+    assert set(metrics["prior"]) == {"normal", "spatial", "categorical", "joint", "oracle"} | references
+    # Table 1 rows: the priors at mu.table (the oracle, an analysis device, is in Fig. 3 only),
+    # then the reference rows
+    table = metrics[metrics["table_mu"] & ~metrics["prior"].isin(["oracle", *references])]
     assert set(table["prior"]) == {"normal", "spatial", "categorical", "joint"}
-    t1_priors = set(pd.read_csv(results / "table1.csv")["prior"])
-    assert t1_priors == {"normal", "spatial", "categorical", "joint"}
+    t1_priors = list(pd.read_csv(results / "table1.csv")["prior"])
+    assert set(t1_priors[:4]) == {"normal", "spatial", "categorical", "joint"} and t1_priors[4:] == sorted(references)
     assert table[["fid", "miou", "acc", "lpips", "ms_ssim"]].notna().all().all()
     assert ((table["miou"] >= 0) & (table["miou"] <= 100)).all()
+    # every number with its bootstrap interval; each prior's paired difference to the normal
+    # prior; the spread over sampling.seeds (two seeds)
+    for m in ("fid", "kid", "miou", "acc", "lpips", "ms_ssim"):
+        assert ((table[f"{m}_lo"] <= table[m] + 1e-9) & (table[m] <= table[f"{m}_hi"] + 1e-9)).all(), m
+    others = table[table["prior"] != "normal"]
+    assert others[["fid_delta_lo", "fid_delta_hi", "miou_delta_lo", "miou_delta_hi"]].notna().all().all()
+    assert (table["seeds"] == 2).all() and table["fid_seed_sd"].notna().all()
+    assert (table["bootstrap_resamples"] == 1000).all()
+    refs = metrics[metrics["prior"].isin(references)].set_index("prior")
+    assert refs[["fid", "fid_lo", "fid_hi", "miou", "miou_lo"]].notna().all().all()
     t1 = pd.read_csv(results / "table1.csv", index_col=0)
     assert t1.loc["normal", "smoke/FID delta"] == 0
     # the study's tables and mu sweep over every configured benchmark: here the smoke benchmark's
     for name in ("table1.csv", "table1.tex", "table2.tex", "table3.csv", "mu_sweep.csv"):
         assert (workdir / "results" / name).read_text() == (results / name).read_text(), name
     assert (workdir / "results" / "mu_sweep.pdf").stat().st_size > 0
+    assert t1.loc["joint", "smoke/FID delta lo"] <= t1.loc["joint", "smoke/FID delta"] <= t1.loc["joint", "smoke/FID delta hi"]
     # the generated images: one folder per shard, each at most shard_size images
     shards = sorted((workdir / "work" / "smoke" / "samples" / "joint" / "mu0.85" / "fid").iterdir())
     assert [s.name for s in shards] == ["0000", "0001"]

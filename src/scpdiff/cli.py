@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "generate": "generate",
     "weights": "weights",
     "ref-stats": "ref_stats",
+    "reference-images": "reference_images",
     "score": "score",
     "collect-metrics": "collect_metrics",
     "tables": "tables",

@@ -66,7 +66,9 @@ wildcard_constraints:
     mu=r"[0-9]+(\.[0-9]+)?",
     shard=r"[0-9]{4}",
     split="train|val",
-    purpose="fid|diversity",
+    purpose="fid|diversity|fid_seed[0-9]+",
+    seed="[0-9]+",
+    ref="real_val|real_train|vae_reconstruction",
 
 
 def bench_yaml(wildcards):
@@ -137,6 +139,23 @@ def table_priors(b):
     return settings.table_priors(BENCH[b])
 
 
+def seed_settings(b):
+    return settings.seed_settings(BENCH[b])
+
+
+# reference rows of Table 1 (reporting.tables.REFERENCE_ROWS): image folder -> (row, score options)
+#   real_val: the segmenter on the real val images (mIoU/Acc ceiling)
+#   real_train: real train images at the generated sample size (FID/KID floor against val)
+#   vae_reconstruction: the val images through the base model's VAE (the floor of any latent method)
+REFERENCE_IMAGES = {
+    "real_val": ("real_images", "--split val --no-fid"),
+    # masks of the train split name the images (a stem like train_00012 is no sample of "train")
+    "real_train": ("real_images", "--split train --no-segmentation --allow-subset"),
+    "vae_reconstruction": ("vae_reconstruction", "--split val"),
+}
+assert tuple(REFERENCE_IMAGES) == settings.REFERENCE_FOLDERS  # scpdiff plan counts the same folders
+
+
 # --------------------------------------------------------------------------- shards
 
 
@@ -161,6 +180,14 @@ def latent_shards(b, split):
     return [f"{WORK}/{b}/latents/{split}/{s}.safetensors" for s in shard_ids(n)]
 
 
+def reference_dir(b, ref):
+    return f"{WORK}/{b}/reference/{ref}"
+
+
+def reference_score_file(b, ref):
+    return f"{WORK}/{b}/scores/reference/{ref}.json"
+
+
 def sample_dir(b, prior, mu, purpose):
     return f"{WORK}/{b}/samples/{prior}/mu{mu}/{purpose}"
 
@@ -173,6 +200,10 @@ def sample_shards(b, prior, mu, purpose):
 def score_file(b, prior, mu, purpose):
     suffix = "_diversity" if purpose == "diversity" else ""
     return f"{WORK}/{b}/scores/{prior}/mu{mu}{suffix}.json"
+
+
+def seed_score_file(b, prior, mu, seed):
+    return f"{WORK}/{b}/scores/{prior}/mu{mu}_seed{seed}.json"
 
 
 # --------------------------------------------------------------------------- models
@@ -190,6 +221,19 @@ def fid_subset_option(wildcards):
     num_val = bench["dataset"].get("num_val")
     drawn = bench.protocol["fid_masks"] == "with_replacement"
     return "--allow-subset" if drawn or (num_val and bench["counts"]["fid_samples"] < num_val) else ""
+
+
+def bootstrap_options(wildcards):
+    """The benchmark's ``uncertainty`` block: one seed for every setting, so differences pair up."""
+    u = BENCH[wildcards.bench].uncertainty
+    return f"--bootstrap-resamples {u['resamples']} --bootstrap-seed {u['seed']} --bootstrap-level {u['level']}"
+
+
+def reference_options(wildcards):
+    """How a reference folder is scored (REFERENCE_IMAGES), subset as the generated images are."""
+    opts = REFERENCE_IMAGES[wildcards.ref][1]
+    subset = fid_subset_option(wildcards) if "--split val" in opts else ""
+    return f"{opts} {subset}".strip()
 
 
 def data_index(wildcards):
@@ -301,6 +345,8 @@ def generate_options(wildcards, input):
     if wildcards.purpose == "diversity":
         counts = BENCH[wildcards.bench]["counts"]
         opts.append(f"--repeats {counts['diversity_samples']} --maps {counts['diversity_maps']}")
+    if wildcards.purpose.startswith("fid_seed"):
+        opts.append(f"--seed {wildcards.purpose[len('fid_seed'):]}")
     return " ".join(opts)
 
 
@@ -308,6 +354,10 @@ def generate_options(wildcards, input):
 # generation and scoring than it shows: "table1".."table3", "mu_sweep", "oracle", and "all"
 # (results/{bench}/metrics.csv, every scored setting).
 REPORT_PRODUCTS = settings.REPORT_PRODUCTS
+# products that show the between-seed spread (Table 1's settings under sampling.seeds) and the
+# reference rows (real images, VAE reconstruction)
+SEED_PRODUCTS = ("table1", "all")
+REFERENCE_PRODUCTS = ("table1", "mu_sweep", "all")
 
 
 def product_settings(b, product):
@@ -325,6 +375,14 @@ def product_settings(b, product):
     return fid, diversity_settings(b)
 
 
+def product_seeds(b, product):
+    return seed_settings(b) if product in SEED_PRODUCTS else []
+
+
+def product_references(b, product):
+    return list(REFERENCE_IMAGES) if product in REFERENCE_PRODUCTS else []
+
+
 def bench_products(b):
     """The report products of benchmark ``b`` (the oracle figure only with an oracle grid)."""
     return [p for p in REPORT_PRODUCTS if p != "oracle" or BENCH[b]["mu"].get("oracle_grid")]
@@ -336,26 +394,36 @@ def product_metrics(b, product):
 
 
 def score_inputs(product):
-    """``input: unpack(score_inputs("table1"))`` -- the score files of the product's settings."""
+    """``input: unpack(score_inputs("table1"))`` -- the score files of the product's settings, the
+    other seeds' scores and the reference rows' scores it shows."""
 
     def _inputs(wildcards):
         b = wildcards.bench
-        fid, diversity = product_settings(b, product or wildcards.product)
+        which = product or wildcards.product
+        fid, diversity = product_settings(b, which)
         return {
             "fid": [score_file(b, p, m, "fid") for p, m in fid],
             "diversity": [score_file(b, p, m, "diversity") for p, m in diversity],
+            "seeds": [seed_score_file(b, p, m, s) for p, m, s in product_seeds(b, which)],
+            "reference": [reference_score_file(b, ref) for ref in product_references(b, which)],
         }
 
     return _inputs
 
 
 def score_options(product):
-    """``--score PRIOR MU FILE`` for every setting of the product (the file names carry no meaning)."""
+    """``--score PRIOR MU FILE`` for every setting of the product (the file names carry no meaning),
+    ``--seed-score`` and ``--reference-score`` likewise."""
 
     def _options(wildcards, input):
-        fid, diversity = product_settings(wildcards.bench, product or wildcards.product)
+        b = wildcards.bench
+        which = product or wildcards.product
+        fid, diversity = product_settings(b, which)
         opts = [f"--score {p} {m} {f}" for (p, m), f in zip(fid, input.fid)]
         opts += [f"--diversity-score {p} {m} {f}" for (p, m), f in zip(diversity, input.diversity)]
+        opts += [f"--seed-score {p} {m} {s} {f}" for (p, m, s), f in zip(product_seeds(b, which), input.seeds)]
+        opts += [f"--reference-score {REFERENCE_IMAGES[ref][0]} {f}"
+                 for ref, f in zip(product_references(b, which), input.reference)]
         return " ".join(opts)
 
     return _options

@@ -4,12 +4,21 @@ every benchmark fine-tunes a ControlNet (section 5.1) unless its config names on
 
 rule train_vae:
     input:
-        data_index,
+        index=data_index,
+        # the LPIPS weights, when the VAE is trained with a perceptual term
+        weights=lambda w: (
+            [f"{CACHE}/weights/manifest.json"]
+            if (BENCH[w.bench].get("training") or {}).get("vae", {}).get("perceptual_weight")
+            else []
+        ),
     output:
         directory(f"{WORK}/{{bench}}/models/vae"),
     params:
         cmd=SCPDIFF,
         bench=bench_yaml,
+        cache=lambda w, input: (
+            f"--cache {os.path.dirname(os.path.dirname(input.weights[0]))}" if input.weights else ""
+        ),
         settings=digest("dataset", "resolution", "training"),
     log:
         log_path("train_vae"),
@@ -21,7 +30,8 @@ rule train_vae:
     conda:
         ENV
     shell:
-        "{params.cmd} train-vae --benchmark {params.bench} --out {output} > {log} 2>&1"
+        "{params.cmd} train-vae --benchmark {params.bench} {params.cache} --out {output}"
+        " > {log} 2>&1"
 
 
 rule train_base:

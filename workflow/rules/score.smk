@@ -1,5 +1,7 @@
 """Stage 5: scoring (section 5.1): FID/KID against the real validation set, mIoU/accuracy with
-the benchmark's segmenter, and LPIPS/MS-SSIM diversity (Table 3)."""
+the benchmark's segmenter, and LPIPS/MS-SSIM diversity (Table 3), each with its bootstrap interval
+over label maps (the benchmark's ``uncertainty``); the Table 1 settings again under the other
+``sampling.seeds``; and the reference rows (real images, VAE reconstructions) by the same scorer."""
 
 
 rule weights:
@@ -60,6 +62,8 @@ rule score_fid:
         segmenter=lambda w, input: (
             f"--segmenter-checkpoint {input.segmenter}" if input.segmenter else ""
         ),
+        bootstrap=bootstrap_options,
+        settings=digest("uncertainty"),
     log:
         log_path("score", "_{prior}_mu{mu}"),
     threads: threads_for("score")
@@ -69,8 +73,76 @@ rule score_fid:
         ENV
     shell:
         "{params.cmd} score --images {input.shards} --benchmark {params.bench} --split val"
-        " --ref-stats {input.ref} {params.segmenter} {params.subset} --cache {params.cache}"
-        " --out {output} > {log} 2>&1"
+        " --ref-stats {input.ref} {params.segmenter} {params.subset} {params.bootstrap}"
+        " --cache {params.cache} --out {output} > {log} 2>&1"
+
+
+use rule score_fid as score_fid_seed with:
+    input:
+        shards=lambda w: sample_shards(w.bench, w.prior, w.mu, f"fid_seed{w.seed}"),
+        ref=f"{WORK}/{{bench}}/fid_ref.npz",
+        segmenter=segmenter_checkpoint,
+        weights=f"{CACHE}/weights/manifest.json",
+    output:
+        f"{WORK}/{{bench}}/scores/{{prior}}/mu{{mu}}_seed{{seed}}.json",
+    log:
+        log_path("score", "_{prior}_mu{mu}_seed{seed}"),
+
+
+rule reference_images:
+    input:
+        index=data_index,
+        base=lambda w: [base_dir(w)] if w.ref == "vae_reconstruction" else [],
+    output:
+        directory(f"{WORK}/{{bench}}/reference/{{ref}}"),
+    params:
+        cmd=SCPDIFF,
+        bench=bench_yaml,
+        split=lambda w: "train" if w.ref == "real_train" else "val",
+        num=lambda w: BENCH[w.bench]["counts"]["fid_samples"],
+        base=lambda w, input: f"--base {input.base}" if input.base else "",
+        settings=digest("dataset", "resolution", "counts"),
+    log:
+        log_path("reference_images", "_{ref}"),
+    threads: threads_for("generate")
+    resources:
+        **resources_for("generate"),
+    conda:
+        ENV
+    shell:
+        "{params.cmd} reference-images --benchmark {params.bench} --split {params.split}"
+        " --num {params.num} {params.base} --out {output} > {log} 2>&1"
+
+
+rule score_reference:
+    input:
+        images=f"{WORK}/{{bench}}/reference/{{ref}}",
+        ref=f"{WORK}/{{bench}}/fid_ref.npz",
+        segmenter=segmenter_checkpoint,
+        weights=f"{CACHE}/weights/manifest.json",
+    output:
+        f"{WORK}/{{bench}}/scores/reference/{{ref}}.json",
+    params:
+        cmd=SCPDIFF,
+        bench=bench_yaml,
+        cache=weights_cache,
+        options=reference_options,
+        segmenter=lambda w, input: (
+            f"--segmenter-checkpoint {input.segmenter}" if input.segmenter else ""
+        ),
+        bootstrap=bootstrap_options,
+        settings=digest("uncertainty"),
+    log:
+        log_path("score", "_reference_{ref}"),
+    threads: threads_for("score")
+    resources:
+        **resources_for("score"),
+    conda:
+        ENV
+    shell:
+        "{params.cmd} score --images {input.images} --benchmark {params.bench} {params.options}"
+        " --ref-stats {input.ref} {params.segmenter} {params.bootstrap}"
+        " --cache {params.cache} --out {output} > {log} 2>&1"
 
 
 rule score_diversity:
@@ -83,6 +155,8 @@ rule score_diversity:
         cmd=SCPDIFF,
         bench=bench_yaml,
         cache=weights_cache,
+        bootstrap=bootstrap_options,
+        settings=digest("uncertainty"),
     log:
         log_path("score", "_{prior}_mu{mu}_diversity"),
     threads: threads_for("score")
@@ -93,4 +167,4 @@ rule score_diversity:
     shell:
         # the diversity samples repeat a few label maps: LPIPS/MS-SSIM only
         "{params.cmd} score --images {input.shards} --benchmark {params.bench} --diversity"
-        " --no-fid --no-segmentation --cache {params.cache} --out {output} > {log} 2>&1"
+        " --no-fid --no-segmentation {params.bootstrap} --cache {params.cache} --out {output} > {log} 2>&1"

@@ -18,7 +18,7 @@ def run(args) -> int:
     from ..reporting.tables import write_benchmark_metrics
     from ._score_args import load_score_benchmark, score_triples
 
-    fid, diversity = score_triples(args)
-    metrics = write_benchmark_metrics(load_score_benchmark(args), fid, diversity, args.out)
+    fid, diversity, seeds, references = score_triples(args)
+    metrics = write_benchmark_metrics(load_score_benchmark(args), fid, diversity, args.out, seeds, references)
     print(f"{len(metrics)} settings -> {args.out}")
     return 0

@@ -80,6 +80,8 @@ def run(args) -> int:
         for k in range(args.samples):
             Image.fromarray((cond[k].permute(1, 2, 0).numpy() * 255).round().astype("uint8")).save(tmp / f"mask_{k:02d}.png")
         for name in priors.available():
+            if priors.get_prior_class(name).imported:
+                continue  # the authors' released statistics: nothing to fit on synthetic scenes
             prior = priors.create(name, num_classes=len(PALETTE), latent_shape=(4, H // 8, W // 8), min_count=2)
             if prior.needs_fit:
                 prior.update(ref_latents, ref_masks)

@@ -29,6 +29,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--num-images", type=positive_int, default=None, help="override counts.fid_samples")
     p.add_argument("--batch-size", type=positive_int, default=None, help="override sampling.batch_size")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="base seed of the images (default: the benchmark's sampling.seeds[0] / sampling.seed)")
     p.add_argument("--out", required=True, help="output folder of PNGs")
     from ..sampling.speed import add_argument as add_speed_argument
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from ._numbers import at_least_two, positive_int
-
+from ..metrics.bootstrap import LEVEL, RESAMPLES, SEED
 from ..metrics.defaults import KID_SUBSETS, KID_SUBSET_SIZE, MIOU_AVERAGE, SUBSET_SEED
 from ..metrics.segmentation import MIOU_AVERAGES
 from ..segmenters import BACKENDS as SEGMENTER_BACKENDS
 from ..segmenters.upernet import NORMALIZATIONS as UPERNET_NORMALIZATIONS
 from ._metric_args import add_device_arguments, add_fid_resize_argument, resolve_device
+from ._numbers import at_least_two, non_negative_int, open_fraction, positive_int
 
 HELP = "score a folder of generated images (ours or another method's) with the paper's protocol"
 
@@ -40,12 +40,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kid-subset-size", type=at_least_two, default=KID_SUBSET_SIZE)
     p.add_argument("--kid-subsets", type=positive_int, default=KID_SUBSETS)
     p.add_argument("--seed", type=int, default=SUBSET_SEED, help="seed of KID / FID-infinity subsets")
+    p.add_argument("--bootstrap-resamples", type=non_negative_int, default=RESAMPLES,
+                   help=f"resamples of the label maps for 95%% intervals (default {RESAMPLES}; 0: none)")
+    p.add_argument("--bootstrap-seed", type=int, default=SEED,
+                   help="seed of the resamples; settings scored with the same seed and maps pair up")
+    p.add_argument("--bootstrap-level", type=open_fraction, default=LEVEL, help=f"interval coverage (default {LEVEL})")
     p.add_argument("--out", required=True, help="metrics .json (row + provenance) or .csv (one row)")
     add_device_arguments(p)
     add_fid_resize_argument(p)
 
 
 def run(args) -> int:
+    from ..metrics.bootstrap import BootstrapOptions
     from ..metrics.folder_score import ScoreRequest, score_images
     from ..metrics.scoring import ScoreOptions
 
@@ -55,6 +61,7 @@ def run(args) -> int:
         kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size, segmentation=not args.no_segmentation,
         miou_average=args.miou_average, diversity=args.diversity,
         batch_size=args.batch_size, workers=workers, device=device, seed=args.seed,
+        bootstrap=BootstrapOptions(args.bootstrap_resamples, args.bootstrap_seed, args.bootstrap_level),
     )
     row = score_images(ScoreRequest(
         images=args.images, benchmark=args.benchmark, out=args.out, options=options, split=args.split,

@@ -23,13 +23,13 @@ def run(args) -> int:
     from pathlib import Path
 
     from ..reporting import tables
-    from ._score_args import load_score_benchmark, score_triples
+    from ._score_args import has_scores, load_score_benchmark, score_triples
 
     metrics_files = list(args.metrics)
-    if args.score or args.diversity_score:
-        fid, diversity = score_triples(args)
+    if has_scores(args):
+        fid, diversity, seeds, references = score_triples(args)
         path = Path(args.out_dir) / "metrics.csv"
-        tables.write_benchmark_metrics(load_score_benchmark(args), fid, diversity, path)
+        tables.write_benchmark_metrics(load_score_benchmark(args), fid, diversity, path, seeds, references)
         metrics_files.insert(0, path)
     for path in tables.write_metrics_tables(metrics_files, args.out_dir, args.table, args.literature):
         print(path)

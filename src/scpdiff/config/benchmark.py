@@ -60,6 +60,17 @@ class Benchmark(dict):
         return (LATENT_CHANNELS, h // LATENT_FACTOR, w // LATENT_FACTOR)
 
     @property
+    def sampling_seeds(self) -> list[int]:
+        """Base seeds every FID/mIoU setting is generated under; the first is the primary one."""
+        cfg = self["sampling"]
+        return [int(x) for x in cfg["seeds"]] if cfg.get("seeds") else [int(cfg.get("seed", 0))]
+
+    @property
+    def uncertainty(self) -> dict:
+        """Bootstrap options (``resamples``, ``seed``, ``level``) with the defaults filled in."""
+        return {"resamples": 1000, "seed": 0, "level": 0.95, **(self.get("uncertainty") or {})}
+
+    @property
     def is_toy(self) -> bool:
         return self["models"]["base"] == "toy"
 
@@ -153,6 +164,10 @@ def validate_benchmark(data: Any, source: str = "<config>", origins: dict[str, s
     h, w = bench.resolution
     if h % LATENT_FACTOR or w % LATENT_FACTOR:
         raise ConfigError(f"{source}: resolution {h}x{w} must be a multiple of {LATENT_FACTOR}")
+    seeds, seed = bench["sampling"].get("seeds"), bench["sampling"].get("seed")
+    if seeds and seed is not None and int(seed) != int(seeds[0]):
+        raise ConfigError(f"{source}: sampling.seed {seed} differs from sampling.seeds[0] {seeds[0]} "
+                          "(the first of the seeds is the primary one; drop sampling.seed or make them equal)")
     if bench["sampling"].get("batch_size") is None:
         bench["sampling"]["batch_size"] = 8
     return bench

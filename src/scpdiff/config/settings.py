@@ -88,3 +88,17 @@ def study_jobs() -> int:
     """Jobs of the study as a whole: the metric weights, the tables and the mu sweep over every
     benchmark, and ``all``."""
     return 1 + len(TABLES) + 1 + 1
+
+
+# Table 1's reference rows (workflow/rules/score.smk rule reference_images): the folders scored
+#   real_val: the segmenter on the real val images (mIoU/Acc ceiling)
+#   real_train: real train images at the generated sample size (FID/KID floor against val)
+#   vae_reconstruction: the val images through the base model's VAE (the floor of any latent method)
+REFERENCE_FOLDERS = ("real_val", "real_train", "vae_reconstruction")
+
+
+def seed_settings(bench) -> list[tuple[str, str, int]]:
+    """(prior, mu, seed) of the Table 1 settings generated again under the further ``sampling.seeds``
+    (the first seed's images are the ``fid`` ones): the between-seed spread beside the intervals."""
+    mu = fmt_mu(bench["mu"]["table"])
+    return [(p, mu, s) for s in bench.sampling_seeds[1:] for p in table_priors(bench)]

@@ -87,7 +87,14 @@ def _write(row: dict, provenance: dict, out: str) -> None:
     if out.endswith(".csv"):
         import pandas as pd
 
-        flat = {k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in row.items() if k != "class_iou"}
+        skip = ("class_iou", "bootstrap", "diversity_bootstrap")
+        flat = {k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in row.items() if k not in skip}
+        # one row of a spreadsheet: the intervals, not the replicates
+        for key in ("bootstrap", "diversity_bootstrap"):
+            for metric, (lo, hi) in row.get(key, {}).get("interval", {}).items():
+                flat[f"{metric}_lo"], flat[f"{metric}_hi"] = lo, hi
+            if key in row:
+                flat.update({f"{key}.{k}": row[key][k] for k in ("resamples", "seed", "level")})
         flat.update({f"provenance.{k}": json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in provenance.items()})
         with atomic_path(out) as tmp:
             pd.DataFrame([flat]).to_csv(tmp, index=False)

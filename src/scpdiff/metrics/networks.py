@@ -3,7 +3,8 @@
 * :func:`build_inception` -- torch-fidelity's ``FeatureExtractorInceptionV3`` (the TF
   ``inception-2015-12-05`` graph re-implemented in PyTorch), 2048-d pool features for FID/KID
   (paper section 5.1);
-* :func:`build_lpips` -- ``lpips.LPIPS(net="alex")`` v0.1 for the diversity metric (paper Table 3).
+* :func:`build_lpips` -- ``lpips.LPIPS(net="alex")`` v0.1 for the diversity metric (paper Table 3),
+  built in :mod:`scpdiff.models.perceptual` (the toy VAE's perceptual loss uses the same network).
 
 :mod:`.weights` builds them to check the files it prepares; :mod:`.fid` and :mod:`.diversity`
 build them from the prepared files. This module imports neither, so the two sides stay acyclic.
@@ -18,6 +19,7 @@ from pathlib import Path
 import torch
 
 from ..errors import InputError
+from ..models.perceptual import build_lpips  # noqa: F401 (this module is where the metrics take it from)
 
 FEATURE_LAYER = "2048"  # torch-fidelity's name of the 2048-d average-pool features
 
@@ -35,25 +37,3 @@ def build_inception(state_dict: dict | None = None, weights_path: str | os.PathL
         path = Path(tmp) / "inception.pth"
         torch.save(state_dict, path)
         return FeatureExtractorInceptionV3("inception-v3-compat", [FEATURE_LAYER], feature_extractor_weights_path=str(path)).eval()
-
-
-def build_lpips(backbone_state: dict[str, torch.Tensor]):
-    """``lpips.LPIPS(net="alex")`` with the given AlexNet trunk and the package's v0.1 heads, strictly."""
-    import warnings
-
-    import lpips
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # torchvision's deprecated `pretrained=False`
-        model = lpips.LPIPS(pretrained=False, net="alex", version="0.1", pnet_rand=True, verbose=False)
-    heads_path = Path(lpips.__file__).parent / "weights" / "v0.1" / "alex.pth"
-    heads = torch.load(heads_path, map_location="cpu", weights_only=True)
-    # `lins.k` is the same module as `lin{k}`, listed twice in the state dict
-    heads.update({f"lins.{k[3]}.{k.split('.', 1)[1]}": v for k, v in list(heads.items()) if k.startswith("lin")})
-    state = {**{f"net.{k}": v for k, v in backbone_state.items()}, **heads}
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    # the scaling layer's shift/scale are constants set in its constructor, not in any file
-    missing = [k for k in missing if not k.startswith("scaling_layer.")]
-    if missing or unexpected:
-        raise InputError(f"LPIPS weights do not fit lpips.LPIPS(net='alex'): missing {missing}, unexpected {unexpected}")
-    return model.eval()

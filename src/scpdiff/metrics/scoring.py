@@ -16,7 +16,7 @@ import shutil
 import sys
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -30,6 +30,10 @@ from ..datasets.folders import read_rgb_array
 from ..errors import ConfigError, InputError
 from ..utils.files import atomic_path, check_output_path
 from ..utils.hashing import sha256_bytes
+from .bootstrap import (
+    BootstrapOptions, fid_replicates, image_weights, kid_replicates, mean_replicates, resample_counts,
+    segmentation_replicates, summarize,
+)
 from .defaults import BATCH_SIZE, FID_RESIZE, KID_SUBSETS, KID_SUBSET_SIZE, MIOU_AVERAGE, SUBSET_SEED
 from .diversity import pairwise_lpips, pairwise_ms_ssim
 from .fid import (
@@ -188,6 +192,12 @@ class ScoreOptions:
     workers: int = 0
     device: str = "cpu"
     seed: int = SUBSET_SEED
+    bootstrap: BootstrapOptions = field(default_factory=BootstrapOptions)
+
+
+# KID replicates hold an N x N kernel matrix of the scored images: above this many images the
+# interval is left out rather than filling memory (FID, mIoU and diversity intervals stay)
+KID_BOOTSTRAP_MAX_IMAGES = 10_000
 
 
 def diversity_groups(entries: Sequence[ImageEntry]) -> dict[str, list[ImageEntry]]:
@@ -198,8 +208,10 @@ def diversity_groups(entries: Sequence[ImageEntry]) -> dict[str, list[ImageEntry
     return {k: sorted(v, key=lambda e: e.sample) for k, v in sorted(groups.items()) if len(v) >= 2}
 
 
-def score_diversity(entries: Sequence[ImageEntry], lpips_model, device="cpu") -> dict[str, Any]:
-    """Mean pairwise LPIPS and MS-SSIM per label map, averaged over label maps (paper Table 3)."""
+def score_diversity(entries: Sequence[ImageEntry], lpips_model, device="cpu",
+                    bootstrap: BootstrapOptions | None = None) -> dict[str, Any]:
+    """Mean pairwise LPIPS and MS-SSIM per label map, averaged over label maps (paper Table 3);
+    with ``bootstrap``, their intervals over label maps (``bootstrap`` key)."""
     groups = diversity_groups(entries)
     if not groups:
         raise InputError("--diversity: no label map has 2 or more samples named {name}_{k:02d}.png")
@@ -209,8 +221,35 @@ def score_diversity(entries: Sequence[ImageEntry], lpips_model, device="cpu") ->
         lp.append(pairwise_lpips(lpips_model, samples))
         ms.append(pairwise_ms_ssim(samples, device=device))
     sizes = sorted({len(g) for g in groups.values()})
-    return {"lpips": float(np.mean(lp)), "ms_ssim": float(np.mean(ms)), "diversity_maps": len(groups),
-            "diversity_samples": sizes[0] if len(sizes) == 1 else sizes}
+    row = {"lpips": float(np.mean(lp)), "ms_ssim": float(np.mean(ms)), "diversity_maps": len(groups),
+           "diversity_samples": sizes[0] if len(sizes) == 1 else sizes}
+    if bootstrap is not None and bootstrap.resamples:
+        names = list(groups)  # sorted by name
+        counts = resample_counts(len(names), bootstrap)
+        row["bootstrap"] = summarize({"lpips": mean_replicates(np.array(lp), counts),
+                                      "ms_ssim": mean_replicates(np.array(ms), counts)}, bootstrap, names,
+                                     {"lpips": row["lpips"], "ms_ssim": row["ms_ssim"]})
+    return row
+
+
+def bootstrap_scores(names: Sequence[str], *, features: np.ndarray | None = None, reference: np.ndarray | None = None,
+                     matrices: dict[str, np.ndarray] | None = None, miou_average: str = MIOU_AVERAGE,
+                     opts: BootstrapOptions, estimates: dict[str, float] | None = None) -> dict[str, Any]:
+    """Bootstrap record (:func:`.bootstrap.summarize`) of FID/KID (``features`` of the images whose
+    label maps are ``names``, one name per image) and mIoU/accuracy (``matrices`` per label map)."""
+    units = sorted(set(names))
+    position = {u: j for j, u in enumerate(units)}
+    counts = resample_counts(len(units), opts)
+    reps: dict[str, np.ndarray] = {}
+    if features is not None:
+        weights = image_weights(counts, np.array([position[n] for n in names]))
+        reps["fid"] = fid_replicates(features, weights, reference)
+        if len(features) <= KID_BOOTSTRAP_MAX_IMAGES:
+            reps["kid"] = kid_replicates(features, weights, reference)
+    if matrices is not None:
+        stacked = np.stack([matrices[u] for u in units])
+        reps.update(segmentation_replicates(stacked, counts, miou_average))
+    return summarize(reps, opts, units, estimates)
 
 
 def score_folder(entries: Sequence[ImageEntry], *, resolution: tuple[int, int], opts: ScoreOptions,
@@ -230,14 +269,17 @@ def score_folder(entries: Sequence[ImageEntry], *, resolution: tuple[int, int], 
     fid_resize = functools.partial(resize_for_inception, mode=opts.fid_resize) if use_fid else None
     data = ScoringImages(entries, fid_resize=fid_resize, masks=masks if use_seg else None, label_size=label_size)
     feats = []
+    names = [e.name for e in entries]
     if use_fid or use_seg:
         loader = _loader(data, opts.batch_size, opts.workers, opts.device)
+        done = 0
         for batch in _progress(loader, len(loader), "scoring"):
             if use_fid:
                 feats.append(inception_features(inception, batch["fid"]).cpu().double().numpy())
             if use_seg:
                 pred = segmenter.predict(batch["image"].to(opts.device))
-                cm.update(pred.cpu(), batch["mask"])
+                cm.update(pred.cpu(), batch["mask"], keys=names[done:done + len(pred)])
+            done += len(batch["image"])
     if use_fid:
         if reference is None:
             raise ConfigError("FID needs reference statistics")
@@ -257,9 +299,21 @@ def score_folder(entries: Sequence[ImageEntry], *, resolution: tuple[int, int], 
         row["mean_class_accuracy"] = cm.mean_class_accuracy
         row["label_size"] = list(label_size)
         row["class_iou"] = [None if not np.isfinite(v) else float(v) for v in cm.class_iou()]
+    if (use_fid or use_seg) and opts.bootstrap.resamples and len(set(names)) < 2:
+        # without masks, {name}_{k:02d} files are samples of one map: nothing to resample
+        row["bootstrap_skipped"] = f"one label map ({names[0]!r}); intervals need two or more"
+    elif (use_fid or use_seg) and opts.bootstrap.resamples:
+        row["bootstrap"] = bootstrap_scores(
+            names, features=f if use_fid else None, reference=ref_feats if use_fid else None,
+            matrices=cm.by_key if use_seg else None, miou_average=opts.miou_average, opts=opts.bootstrap,
+            estimates={k: row[k] for k in ("fid", "kid", "miou", "pixel_accuracy") if k in row})
     if opts.diversity:
         if lpips_model is None:
             raise ConfigError("diversity needs the LPIPS model")
-        row.update(score_diversity(entries, lpips_model, opts.device))
+        div = score_diversity(entries, lpips_model, opts.device, opts.bootstrap)
+        if "bootstrap" in row and "bootstrap" in div:
+            # one record for the row: the diversity maps are another set of units, kept apart
+            row["diversity_bootstrap"] = div.pop("bootstrap")
+        row.update(div)
     row["seconds"] = round(time.time() - t0, 3)
     return row

@@ -88,14 +88,24 @@ class ConfusionMatrix:
         self.ignore_index = int(ignore_index)
         self.matrix = np.zeros((self.num_classes, self.num_classes), dtype=np.int64)
         self.image_mious: list[float] = []
+        # per label map (``keys`` given to update): what the bootstrap over label maps resamples
+        self.by_key: dict[str, np.ndarray] = {}
 
-    def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
-        """Add a batch ``[B, H, W]`` (or one image ``[H, W]``) of predictions and ground truth."""
+    def update(self, pred: torch.Tensor, target: torch.Tensor, keys=None) -> None:
+        """Add a batch ``[B, H, W]`` (or one image ``[H, W]``) of predictions and ground truth;
+        ``keys`` (one per image, e.g. its label map's name) also sum the matrices per key."""
         if pred.dim() == 2:
             pred, target = pred[None], target[None]
-        for p, t in zip(pred, target):
+            keys = None if keys is None else [keys]
+        for i, (p, t) in enumerate(zip(pred, target)):
             cm = confusion_matrix(p, t, self.num_classes, self.ignore_index).cpu().numpy()
             self.matrix += cm
+            if keys is not None:
+                key = keys[i]
+                if key in self.by_key:
+                    self.by_key[key] += cm.astype(np.int32)
+                else:
+                    self.by_key[key] = cm.astype(np.int32)
             iou = class_iou(cm)
             if np.isfinite(iou).any():  # an all-ignore image has no IoU to average
                 self.image_mious.append(float(np.nanmean(iou)))

@@ -108,9 +108,16 @@ def _generation(bench, costs: ModelCosts, png_bytes: float) -> StageCost:
             row.jobs += settings.num_generation_shards(bench, purpose)
             row.images += images
             row.denoiser_evals += images * steps_run(bench, prior, mu) * cfg
+    seeds = settings.seed_settings(bench)  # Table 1's settings under the further sampling.seeds
+    for prior, mu, _ in seeds:
+        images = settings.generation_images(bench, "fid")
+        row.jobs += settings.num_generation_shards(bench, "fid")
+        row.images += images
+        row.denoiser_evals += images * steps_run(bench, prior, mu) * cfg
     row.flops = row.denoiser_evals * costs.denoiser_step + row.images * costs.vae_decode
     row.disk_bytes = row.images * height * width * png_bytes
-    row.note = (f"{len(purposes[0][1])} FID settings + {len(purposes[1][1])} diversity settings; "
+    row.note = (f"{len(purposes[0][1])} FID settings + {len(purposes[1][1])} diversity settings"
+                f" + {len(seeds)} Table 1 settings under further seeds; "
                 f"{steps} DDIM steps, steps run per (prior, mu) from sampling.schedule.start_plan "
                 f"({bench.protocol['start_rule']} rule); CFG x{cfg}")
     return row
@@ -153,10 +160,8 @@ def plan_benchmark(bench, costs: ModelCosts, rate: Throughput, png_bytes: float 
     rows.append(tune)
 
     val_needed = any(get_prior_class(p).requires_latents for p, _ in settings.fid_settings(bench))
-    from ..priors.official import OfficialPrior
-
     # the official_* priors are imported from the authors' statistics (rule import_priors), never fitted
-    imported = [p for p in bench["priors"] if issubclass(get_prior_class(p), OfficialPrior)]
+    imported = [p for p in bench["priors"] if get_prior_class(p).imported]
     fitted = [p for p in bench["priors"] if get_prior_class(p).needs_fit and p not in imported]
     n_ref = settings.num_reference_shards(bench) if fitted else 0  # no fitted prior: no reference latents
     enc = StageCost(name, "encode latents", jobs=n_ref, images=int(counts["reference"]) if fitted else 0)
@@ -180,12 +185,23 @@ def plan_benchmark(bench, costs: ModelCosts, rate: Throughput, png_bytes: float 
     rows.append(StageCost(name, "reference stats", jobs=1, images=maps, inception_passes=maps,
                           flops=maps * costs.inception, disk_bytes=2 * 2048 * 2048 * 8.0,
                           note="Inception features of the real val images (mean + covariance, float64)"))
-    fid = settings.fid_settings(bench)
+    fid = settings.fid_settings(bench) + settings.seed_settings(bench)
     fid_images = len(fid) * int(counts["fid_samples"])
+    # Table 1's reference rows: real val (segmented only), real train (Inception only), VAE reconstructions (both)
+    n_ref = int(counts["fid_samples"])
+    val_ref = min(n_ref, maps) if maps else n_ref
+    train_ref = min(n_ref, int(bench["dataset"].get("num_train") or n_ref))
+    per_image = segmenter_passes_per_image(bench["segmenter"]["kind"])
+    rows.append(StageCost(name, "reference rows", jobs=2 * len(settings.REFERENCE_FOLDERS),
+                          images=2 * val_ref + train_ref, inception_passes=train_ref + val_ref,
+                          segmenter_passes=2 * val_ref * per_image,
+                          flops=(train_ref + val_ref) * costs.inception + val_ref * (costs.vae_encode + costs.vae_decode),
+                          note="real val images (mIoU/Acc ceiling), real train images (FID/KID floor), VAE "
+                               "reconstructions; written and scored like a setting"))
     rows.append(StageCost(name, "score FID/KID", jobs=len(fid), images=fid_images, inception_passes=fid_images,
                           flops=fid_images * costs.inception,
-                          note=f"one job per FID setting ({len(fid)}); KID from the same features; segmentation runs in these jobs"))
-    per_image = segmenter_passes_per_image(bench["segmenter"]["kind"])
+                          note=f"one job per FID setting ({len(fid)}, further seeds included); KID from the same "
+                               "features; segmentation runs in these jobs"))
     rows.append(StageCost(name, "segment", images=fid_images, segmenter_passes=fid_images * per_image,
                           note=f"{bench['segmenter']['kind']}: {per_image} scale(s) per image; inside the score jobs; FLOPs not counted"))
     div = settings.diversity_settings(bench)

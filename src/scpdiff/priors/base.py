@@ -43,11 +43,14 @@ class NoisePrior:
     - ``needs_fit``: whether ``update`` must see reference latents before ``sample`` (False for
       ``normal`` and ``oracle``).
     - ``requires_latents``: whether ``sample`` needs the paired real latents (``oracle``).
+    - ``imported``: its statistics come only from a file made elsewhere (the authors' released
+      statistics, ``scpdiff import-priors``), never from ``update`` on reference latents.
     """
 
     name: ClassVar[str] = ""
     needs_fit: ClassVar[bool] = True
     requires_latents: ClassVar[bool] = False
+    imported: ClassVar[bool] = False
 
     def __init__(
         self,

@@ -54,6 +54,7 @@ class OfficialPrior(NoisePrior):
     """A per-(label, channel, y, x) Gaussian table imported from the official statistics."""
 
     needs_fit = True  # read from its file, never built empty for sampling
+    imported = True  # the file comes from scpdiff import-priors, not from fitting
 
     def __init__(self, num_classes, latent_shape, **options):
         super().__init__(num_classes, latent_shape, **options)

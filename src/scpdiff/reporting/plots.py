@@ -1,7 +1,8 @@
 """The paper's figures from the metrics frame (see :mod:`.tables`) with matplotlib.
 
 - :func:`mu_sweep_figure` -- Fig. 8: FID (top) and mIoU (bottom) against mu for each prior,
-  one column per benchmark.
+  one column per benchmark, with the bootstrap intervals as bands and the reference rows (real
+  images, VAE reconstruction) as horizontal lines with theirs.
 - :func:`oracle_figure` -- Fig. 3: FID against mu when denoising from the real latent noised to
   mu*T (the oracle prior, Eq. 4), with the normal prior (mu = 1) as a dotted line.
 - :func:`samples_figure` -- Fig. 7: label mask, real image and one sample per prior, per row.
@@ -20,7 +21,9 @@ import numpy as np
 import pandas as pd
 
 from ..utils.files import atomic_path
-from .tables import BASELINE_PRIOR, ORACLE_PRIOR, prior_label
+from .tables import BASELINE_PRIOR, ORACLE_PRIOR, REFERENCE_ROWS, prior_label
+
+SWEEP_COLUMNS = ("fid", "fid_lo", "fid_hi", "miou", "miou_lo", "miou_hi")
 
 
 def _pyplot():
@@ -33,10 +36,12 @@ def _pyplot():
 
 
 def mu_sweep_data(metrics: pd.DataFrame) -> pd.DataFrame:
-    """benchmark, prior, mu, fid, miou of every compared prior (the oracle excluded), sorted by mu."""
+    """benchmark, prior, mu, fid, miou and their interval bounds of every compared prior (the oracle
+    excluded), sorted by mu; the reference rows follow with mu empty."""
     rows = metrics[metrics["prior"] != ORACLE_PRIOR]
-    data = rows[["benchmark", "prior", "mu", "fid", "miou"]].copy()
-    order = {p: i for i, p in enumerate(dict.fromkeys(rows["prior"]))}
+    data = rows.reindex(columns=["benchmark", "prior", "mu", *SWEEP_COLUMNS]).copy()
+    priors = [p for p in dict.fromkeys(rows["prior"]) if p not in REFERENCE_ROWS]
+    order = {p: i for i, p in enumerate([*priors, *REFERENCE_ROWS])}
     data["_order"] = data["prior"].map(order)
     data = data.sort_values(["benchmark", "_order", "mu"], kind="stable").drop(columns="_order")
     return data.reset_index(drop=True)
@@ -62,8 +67,18 @@ def mu_sweep_figure(data: pd.DataFrame):
             ax = axes[i, j]
             for prior in dict.fromkeys(sub["prior"]):
                 line = sub[sub["prior"] == prior].dropna(subset=[column])
-                if len(line):
-                    ax.plot(line["mu"], line[column], marker="o", label=prior_label(prior))
+                if not len(line):
+                    continue
+                if prior in REFERENCE_ROWS:
+                    _reference_line(ax, line.iloc[0], column, prior)
+                    continue
+                (drawn,) = ax.plot(line["mu"], line[column], marker="o", label=prior_label(prior))
+                band = line.dropna(subset=[f"{column}_lo", f"{column}_hi"])
+                if len(band) > 1:
+                    ax.fill_between(band["mu"], band[f"{column}_lo"], band[f"{column}_hi"],
+                                    color=drawn.get_color(), alpha=0.2, linewidth=0)
+                elif len(band):  # one mu: a band would have no width
+                    ax.vlines(band["mu"], band[f"{column}_lo"], band[f"{column}_hi"], color=drawn.get_color(), alpha=0.5)
             ax.set_ylabel(ylabel)
             ax.grid(alpha=0.3)
             if i == 0:
@@ -75,6 +90,15 @@ def mu_sweep_figure(data: pd.DataFrame):
     fig.suptitle(r"Effect of the denoising steps $\mu T$ (Fig. 8)")
     fig.tight_layout()
     return fig
+
+
+def _reference_line(ax, row, column: str, prior: str) -> None:
+    """A reference row across the panel: a dashed line, its interval as a band."""
+    style = {"real_images": ("black", "--"), "vae_reconstruction": ("grey", "-.")}.get(prior, ("grey", ":"))
+    ax.axhline(float(row[column]), color=style[0], linestyle=style[1], linewidth=1, label=prior_label(prior))
+    lo, hi = row.get(f"{column}_lo"), row.get(f"{column}_hi")
+    if pd.notna(lo) and pd.notna(hi):
+        ax.axhspan(float(lo), float(hi), color=style[0], alpha=0.08, linewidth=0)
 
 
 def oracle_figure(data: pd.DataFrame):

@@ -12,6 +12,15 @@ setting is the benchmark's mu for tables). :func:`collect_metrics` builds it fro
 - Table 3 (:func:`table3`): LPIPS and MS-SSIM diversity per prior (section 5.4).
 
 In the LaTeX the best value of every column is bold (ties: all of them, compared as printed).
+
+Uncertainty (replicates drawn by :mod:`scpdiff.metrics.bootstrap`): every metric carries its bootstrap interval over
+label maps (``{metric}_lo``/``_hi``), every setting its paired interval of the difference to the
+normal prior at the same mu (``{metric}_delta_lo``/``_hi``; the same resamples on both sides), and,
+when the benchmark generates under several ``sampling.seeds``, the standard deviation of the metric
+over the seeds (``{metric}_seed_sd``, ``seeds``). A difference whose paired interval excludes zero is
+marked in the LaTeX. Reference rows (:data:`REFERENCE_ROWS`) -- the real images (segmenter ceiling,
+FID floor at the same sample size) and the VAE's reconstructions -- sit below the priors, with
+no difference and never bold.
 """
 
 from __future__ import annotations
@@ -27,12 +36,22 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from ..utils.intervals import excludes_zero, paired_interval, percentile_interval
 from ..utils.files import atomic_path, write_text_atomic
 
 BASELINE_PRIOR = "normal"
 ORACLE_PRIOR = "oracle"
 METRIC_COLUMNS = ("fid", "kid", "kid_std", "miou", "acc", "lpips", "ms_ssim")
 SETTING_COLUMNS = ("benchmark", "dataset", "prior", "mu", "table_mu")
+# the metrics with a bootstrap interval, and the columns that carry the uncertainty
+INTERVAL_METRICS = ("fid", "kid", "miou", "acc", "lpips", "ms_ssim")
+UNCERTAINTY_SUFFIXES = ("_lo", "_hi", "_delta_lo", "_delta_hi", "_seed_sd")
+UNCERTAINTY_COLUMNS = (*(m + s for m in INTERVAL_METRICS for s in UNCERTAINTY_SUFFIXES), "seeds",
+                       "bootstrap_resamples", "bootstrap_seed", "bootstrap_level")
+# rows that are no prior: the bounds any method is read against (computed by the DAG, same scorer)
+REAL_IMAGES = "real_images"
+VAE_RECONSTRUCTION = "vae_reconstruction"
+REFERENCE_ROWS = {REAL_IMAGES: "Real images (reference)", VAE_RECONSTRUCTION: "VAE reconstruction (reference)"}
 # datasets whose column in the paper's Table 2 our FID joins
 LITERATURE_CSV = Path(__file__).resolve().parents[1] / "data" / "table2_literature.csv"
 LITERATURE_DATASETS = {"cityscapes": "Cityscapes", "ade20k": "ADE20K", "cocostuff": "COCO-Stuff"}
@@ -77,18 +96,53 @@ SCORE_KEYS = {
 PERCENT_COLUMNS = ("miou", "acc")
 
 
-def read_score(path: str | os.PathLike) -> dict[str, float]:
-    """The metric columns of one ``scpdiff score`` JSON file; absent metrics are NaN.
+@dataclass
+class Replicates:
+    """The bootstrap replicates of one score file (columns as in the metrics frame) and what pairs them."""
 
-    mIoU and pixel accuracy come as fractions and are returned in percent (the paper's unit).
-    """
-    path = Path(path)
+    values: dict[str, np.ndarray]
+    key: tuple  # (resamples, seed, level, units digest): equal keys pair up
+    level: float
+
+
+def _load_score(path: Path) -> dict:
     try:
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise InputError(f"{path}: not a readable score JSON file ({exc})") from exc
     if not isinstance(data, dict):
         raise InputError(f"{path}: a score file must hold a JSON object, got {type(data).__name__}")
+    return data
+
+
+def read_replicates(path: str | os.PathLike) -> list[Replicates]:
+    """The bootstrap records of one score file (none for a file scored without), metric columns in
+    the frame's units (mIoU and accuracy in percent)."""
+    path = Path(path)
+    data = _load_score(path)
+    column_of = {key: column for column, key in SCORE_KEYS.items()}
+    out = []
+    for record_key in ("bootstrap", "diversity_bootstrap"):
+        rec = data.get(record_key)
+        if rec is None:
+            continue
+        try:
+            values = {column_of[k]: np.asarray(v, np.float64) * (100.0 if column_of[k] in PERCENT_COLUMNS else 1.0)
+                      for k, v in rec["replicates"].items() if k in column_of}
+            key = (int(rec["resamples"]), int(rec["seed"]), float(rec["level"]), str(rec["units_sha256"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"{path}: {record_key} record is malformed ({exc})") from exc
+        out.append(Replicates(values, key, key[2]))
+    return out
+
+
+def read_score(path: str | os.PathLike) -> dict[str, float]:
+    """The metric columns of one ``scpdiff score`` JSON file; absent metrics are NaN.
+
+    mIoU and pixel accuracy come as fractions and are returned in percent (the paper's unit).
+    """
+    path = Path(path)
+    data = _load_score(path)
     out: dict[str, float] = {}
     for column, key in SCORE_KEYS.items():
         value = data.get(key)
@@ -107,30 +161,86 @@ def collect_metrics(
     mu_table: float,
     fid_scores: Iterable[tuple[str, float, str | os.PathLike]] = (),
     diversity_scores: Iterable[tuple[str, float, str | os.PathLike]] = (),
+    seed_scores: Iterable[tuple[str, float, int, str | os.PathLike]] = (),
+    reference_scores: Iterable[tuple[str, str | os.PathLike]] = (),
 ) -> pd.DataFrame:
     """The metrics frame of one benchmark from ``(prior, mu, score.json)`` triples.
 
     Diversity scores join the row of the same (prior, mu); a setting scored twice is an error.
+    ``seed_scores`` (prior, mu, seed, file): the same setting generated under another base seed,
+    for the between-seed spread. ``reference_scores`` (row, file): a reference row
+    (:data:`REFERENCE_ROWS`), whose files each give the metrics they hold (the real images' mIoU
+    and their FID floor come from two files).
     """
     rows: dict[tuple[str, float], dict] = {}
+    reps: dict[tuple[str, float], list[Replicates]] = {}
+    seed_values: dict[tuple[str, float], list[dict]] = {}
 
-    def add(prior: str, mu: float, path, fields: Sequence[str]) -> None:
-        key = (str(prior), round(float(mu), 6))
-        row = rows.setdefault(key, {"benchmark": benchmark, "dataset": dataset, "prior": key[0], "mu": key[1],
-                                    **{c: math.nan for c in METRIC_COLUMNS}})
+    def new_row(prior, mu):
+        return {"benchmark": benchmark, "dataset": dataset, "prior": prior, "mu": mu,
+                **{c: math.nan for c in METRIC_COLUMNS}, **{c: math.nan for c in UNCERTAINTY_COLUMNS}}
+
+    def add(key: tuple[str, float], path, fields: Sequence[str] | None) -> None:
+        row = rows.setdefault(key, new_row(*key))
         score = read_score(path)
+        fields = [c for c in METRIC_COLUMNS if not math.isnan(score[c])] if fields is None else fields
         for c in fields:
             if not math.isnan(row[c]):
                 raise InputError(f"{path}: setting {key} of {benchmark!r} was already scored for {c}")
             row[c] = score[c]
+        for rec in read_replicates(path):
+            reps.setdefault(key, []).append(rec)
+            for c, v in rec.values.items():
+                if c in fields:
+                    row[f"{c}_lo"], row[f"{c}_hi"] = percentile_interval(v, rec.level, row[c])
+            row["bootstrap_resamples"], row["bootstrap_seed"], row["bootstrap_level"] = rec.key[:3]
 
     for prior, mu, path in fid_scores:
-        add(prior, mu, path, ("fid", "kid", "kid_std", "miou", "acc"))
+        add((str(prior), round(float(mu), 6)), path, ("fid", "kid", "kid_std", "miou", "acc"))
     for prior, mu, path in diversity_scores:
-        add(prior, mu, path, ("lpips", "ms_ssim"))
-    frame = pd.DataFrame(list(rows.values()), columns=[*SETTING_COLUMNS, *METRIC_COLUMNS])
-    frame["table_mu"] = np.isclose(frame["mu"].astype(float), float(mu_table))
+        add((str(prior), round(float(mu), 6)), path, ("lpips", "ms_ssim"))
+    for name, path in reference_scores:
+        if name not in REFERENCE_ROWS:
+            raise InputError(f"{path}: unknown reference row {name!r}; known: {sorted(REFERENCE_ROWS)}")
+        add((name, math.nan), path, None)
+    for prior, mu, seed, path in seed_scores:
+        key = (str(prior), round(float(mu), 6))
+        if key not in rows:
+            raise InputError(f"{path}: seed {seed} of setting {key} of {benchmark!r} has no primary score")
+        seed_values.setdefault(key, []).append(read_score(path))
+    _add_seed_spread(rows, seed_values)
+    _add_paired_differences(rows, reps)
+    frame = pd.DataFrame(list(rows.values()), columns=[*SETTING_COLUMNS, *METRIC_COLUMNS, *UNCERTAINTY_COLUMNS])
+    frame["table_mu"] = np.isclose(frame["mu"].astype(float), float(mu_table)) | frame["prior"].isin(REFERENCE_ROWS)
     return frame
+
+
+def _add_seed_spread(rows: dict, seed_values: dict) -> None:
+    """``{metric}_seed_sd``: sample standard deviation over the primary and the other seeds."""
+    for key, row in rows.items():
+        others = seed_values.get(key, [])
+        row["seeds"] = 1 + len(others) if key[0] not in REFERENCE_ROWS else math.nan
+        if not others:
+            continue
+        for c in INTERVAL_METRICS:
+            values = np.array([row[c], *[o[c] for o in others]], np.float64)
+            if np.isfinite(values).all():
+                row[f"{c}_seed_sd"] = float(values.std(ddof=1))
+
+
+def _add_paired_differences(rows: dict, reps: dict) -> None:
+    """Paired interval of each setting's difference to the normal prior at the same mu, where both
+    were bootstrapped with the same resamples of the same label maps."""
+    for (prior, mu), row in rows.items():
+        if prior == BASELINE_PRIOR or prior in REFERENCE_ROWS:
+            continue
+        for a in reps.get((prior, mu), []):
+            for b in reps.get((BASELINE_PRIOR, mu), []):
+                if a.key != b.key:
+                    continue
+                for c in set(a.values) & set(b.values):
+                    diff = row[c] - rows[(BASELINE_PRIOR, mu)][c]
+                    row[f"{c}_delta_lo"], row[f"{c}_delta_hi"] = paired_interval(a.values[c], b.values[c], a.level, diff)
 
 
 def read_metrics(paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
@@ -148,6 +258,9 @@ def read_metrics(paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
         missing = [c for c in (*SETTING_COLUMNS, *METRIC_COLUMNS) if c not in frame.columns]
         if missing:
             raise InputError(f"{path}: metrics CSV lacks columns {missing}")
+        for c in UNCERTAINTY_COLUMNS:  # a CSV written before intervals existed
+            if c not in frame.columns:
+                frame[c] = math.nan
         frame["table_mu"] = frame["table_mu"].astype(str).str.lower().isin(("true", "1"))
         frames.append(frame)
     if not frames:
@@ -159,7 +272,9 @@ def read_metrics(paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
 
 
 def prior_label(prior: str) -> str:
-    """'joint' -> 'Joint Prior' (the paper's row names)."""
+    """'joint' -> 'Joint Prior' (the paper's row names); reference rows by their own names."""
+    if prior in REFERENCE_ROWS:
+        return REFERENCE_ROWS[prior]
     words = [w.capitalize() for w in prior.split("_") if w]
     return " ".join(words if words[-1:] == ["Prior"] else [*words, "Prior"])
 
@@ -176,36 +291,54 @@ def _table_rows(metrics: pd.DataFrame) -> pd.DataFrame:
     return rows
 
 
-def metric_table(metrics: pd.DataFrame, which: Sequence[Metric]) -> pd.DataFrame:
-    """Priors (rows, in order of appearance; the normal prior first) x (benchmark, metric label)."""
+def metric_table(metrics: pd.DataFrame, which: Sequence[Metric], suffix: str = "") -> pd.DataFrame:
+    """Priors (rows, in order of appearance; the normal prior first, reference rows last) x
+    (benchmark, metric label); ``suffix`` picks a companion column (``_lo``, ``_delta_hi``...)."""
     rows = _table_rows(metrics)
-    priors = _ordered(rows["prior"])
+    priors = [p for p in _ordered(rows["prior"]) if p not in REFERENCE_ROWS]
     if BASELINE_PRIOR in priors:
         priors.remove(BASELINE_PRIOR)
         priors.insert(0, BASELINE_PRIOR)
+    priors += [p for p in REFERENCE_ROWS if p in set(rows["prior"])]
     benchmarks = _ordered(rows["benchmark"])
     columns = pd.MultiIndex.from_tuples([(b, m.label) for b in benchmarks for m in which], names=["benchmark", "metric"])
     table = pd.DataFrame(np.nan, index=pd.Index(priors, name="prior"), columns=columns)
     for _, r in rows.iterrows():
         for m in which:
-            table.loc[r["prior"], (r["benchmark"], m.label)] = r[m.column]
+            table.loc[r["prior"], (r["benchmark"], m.label)] = r.get(m.column + suffix, np.nan)
+    if not suffix:  # a reference row without any of these metrics (Table 3) is left out
+        empty = table.index.isin(list(REFERENCE_ROWS)) & table.isna().all(axis=1).to_numpy()
+        table = table[~empty]
+    else:
+        table = table.reindex(metric_table(metrics, which).index)
     return table
 
 
 def deltas_to_baseline(table: pd.DataFrame, baseline: str = BASELINE_PRIOR) -> pd.DataFrame | None:
-    """Each value minus the baseline prior's value in the same column (None without a baseline)."""
+    """Each value minus the baseline prior's value in the same column (None without a baseline);
+    NaN on the reference rows, which are no method."""
     if baseline not in table.index:
         return None
-    return table - table.loc[baseline]
+    deltas = table - table.loc[baseline]
+    deltas.loc[deltas.index.isin(list(REFERENCE_ROWS))] = np.nan
+    return deltas
+
+
+def significant_mask(metrics: pd.DataFrame, which: Sequence[Metric]) -> pd.DataFrame:
+    """True where the paired interval of the difference to the normal prior excludes zero."""
+    lo, hi = metric_table(metrics, which, "_delta_lo"), metric_table(metrics, which, "_delta_hi")
+    return pd.DataFrame([[excludes_zero((lo.iat[i, j], hi.iat[i, j])) for j in range(lo.shape[1])]
+                         for i in range(lo.shape[0])], index=lo.index, columns=lo.columns, dtype=bool)
 
 
 def best_mask(table: pd.DataFrame, metrics: Sequence[Metric]) -> pd.DataFrame:
-    """True where a value is the best of its column as printed (ties are all best; NaN never)."""
+    """True where a value is the best of its column as printed (ties are all best; NaN never);
+    reference rows are never best."""
     by_label = {m.label: m for m in metrics}
     mask = pd.DataFrame(False, index=table.index, columns=table.columns)
     for col in table.columns:
         m = by_label[col[-1] if isinstance(col, tuple) else col]
-        shown = table[col].round(m.decimals)
+        shown = table[col].round(m.decimals).where(~table.index.isin(list(REFERENCE_ROWS)))
         if shown.notna().any():
             best = shown.max() if m.higher_is_better else shown.min()
             mask[col] = shown == best
@@ -250,6 +383,7 @@ def table2(metrics: pd.DataFrame, literature: pd.DataFrame | None = None) -> pd.
     table = lit.set_index("method")[columns].astype(float)
     table["source"] = lit.set_index("method")["source"]
     rows = _table_rows(metrics)
+    rows = rows[~rows["prior"].isin(list(REFERENCE_ROWS))]
     used: set[str] = set()
     column_of: dict[str, str] = {}
     for bench, dataset in rows[["benchmark", "dataset"]].drop_duplicates().itertuples(index=False):
@@ -273,6 +407,12 @@ def table2(metrics: pd.DataFrame, literature: pd.DataFrame | None = None) -> pd.
 # --------------------------------------------------------------------------- output
 
 
+# after a difference whose 95% paired bootstrap interval excludes zero
+SIGNIFICANT_MARK = r"$^{\ast}$"
+SIGNIFICANCE_NOTE = (r"$^{\ast}$: the paired bootstrap interval of the difference (the same resampled label "
+                     r"maps on both sides) excludes zero.")
+
+
 def latex_escape(text: str) -> str:
     specials = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                 "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
@@ -287,7 +427,8 @@ def _format_delta(delta: float, decimals: int) -> str:
     return f" ({sign}{text})"
 
 
-def _cells(table: pd.DataFrame, metrics: Sequence[Metric], deltas: pd.DataFrame | None) -> pd.DataFrame:
+def _cells(table: pd.DataFrame, metrics: Sequence[Metric], deltas: pd.DataFrame | None,
+           significant: pd.DataFrame | None = None) -> pd.DataFrame:
     by_label = {m.label: m for m in metrics}
     best = best_mask(table, metrics)
     cells = pd.DataFrame("", index=table.index, columns=table.columns, dtype=object)
@@ -303,6 +444,8 @@ def _cells(table: pd.DataFrame, metrics: Sequence[Metric], deltas: pd.DataFrame 
                 text = rf"\textbf{{{text}}}"
             if deltas is not None:
                 text += _format_delta(deltas.loc[row, col], m.decimals)
+                if significant is not None and significant.loc[row, col] and text.endswith(")"):
+                    text += SIGNIFICANT_MARK
             cells.loc[row, col] = text
     return cells
 
@@ -315,10 +458,11 @@ def to_latex(
     label: str = "",
     row_labels=prior_label,
     row_header: str = "Method",
+    significant: pd.DataFrame | None = None,
 ) -> str:
     """A booktabs ``table`` environment: values to the metric's decimals, the column's best bold,
-    the delta to the baseline in parentheses."""
-    cells = _cells(table, metrics, deltas)
+    the delta to the baseline in parentheses, marked where ``significant``."""
+    cells = _cells(table, metrics, deltas, significant)
     by_label = {m.label: m for m in metrics}
     cells.index = [latex_escape(row_labels(r)) for r in cells.index]
     # the row header sits in the last header row, beside the metric names
@@ -339,15 +483,30 @@ def to_latex(
     )
 
 
-def table_to_csv_frame(table: pd.DataFrame, deltas: pd.DataFrame | None) -> pd.DataFrame:
-    """Flat columns ``{benchmark}/{metric}`` and ``{benchmark}/{metric} delta`` for spreadsheets."""
+# companion columns of a table's CSV: (metrics-frame suffix, CSV suffix)
+CSV_UNCERTAINTY = (("_lo", " lo"), ("_hi", " hi"), ("_delta_lo", " delta lo"), ("_delta_hi", " delta hi"),
+                   ("_seed_sd", " seed sd"))
+
+
+def table_to_csv_frame(table: pd.DataFrame, deltas: pd.DataFrame | None,
+                       companions: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
+    """Flat columns ``{benchmark}/{metric}``, ``{benchmark}/{metric} delta`` and, from
+    ``companions`` (CSV suffix -> table), e.g. ``{benchmark}/{metric} lo``, for spreadsheets."""
     out = pd.DataFrame(index=table.index)
     for col in table.columns:
         name = "/".join(str(c) for c in col) if isinstance(col, tuple) else str(col)
         out[name] = table[col]
         if deltas is not None:
             out[f"{name} delta"] = deltas[col]
+        for suffix, companion in (companions or {}).items():
+            if companion[col].notna().any():
+                out[f"{name}{suffix}"] = companion[col]
     return out
+
+
+def uncertainty_tables(metrics: pd.DataFrame, which: Sequence[Metric]) -> dict[str, pd.DataFrame]:
+    """CSV suffix -> table of the intervals, paired difference intervals and seed spread."""
+    return {csv: metric_table(metrics, which, suffix) for suffix, csv in CSV_UNCERTAINTY}
 
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
@@ -357,11 +516,11 @@ def _write_csv(frame: pd.DataFrame, path: Path) -> None:
 
 def _write_table1(metrics: pd.DataFrame, out: Path, literature) -> None:
     t1, d1 = table1(metrics)
-    _write_csv(table_to_csv_frame(t1, d1), out / "table1.csv")
+    _write_csv(table_to_csv_frame(t1, d1, uncertainty_tables(metrics, TABLE1_METRICS)), out / "table1.csv")
     write_text_atomic(out / "table1.tex", to_latex(
-        t1, TABLE1_METRICS, d1, label="tab:noise-priors",
+        t1, TABLE1_METRICS, d1, label="tab:noise-priors", significant=significant_mask(metrics, TABLE1_METRICS),
         caption="Quantitative comparison of noise priors (Table 1 of SCP-Diff); in parentheses the "
-                "difference to the normal prior."))
+                "difference to the normal prior. " + SIGNIFICANCE_NOTE))
 
 
 def _write_table2(metrics: pd.DataFrame, out: Path, literature) -> None:
@@ -378,11 +537,11 @@ def _write_table2(metrics: pd.DataFrame, out: Path, literature) -> None:
 
 def _write_table3(metrics: pd.DataFrame, out: Path, literature) -> None:
     t3, d3 = table3(metrics)
-    _write_csv(table_to_csv_frame(t3, d3), out / "table3.csv")
+    _write_csv(table_to_csv_frame(t3, d3, uncertainty_tables(metrics, TABLE3_METRICS)), out / "table3.csv")
     write_text_atomic(out / "table3.tex", to_latex(
-        t3, TABLE3_METRICS, d3, label="tab:diversity",
+        t3, TABLE3_METRICS, d3, label="tab:diversity", significant=significant_mask(metrics, TABLE3_METRICS),
         caption="Diversity of samples from one label map (Table 3 of SCP-Diff): mean pairwise LPIPS "
-                "(higher: more diverse) and MS-SSIM (lower: more diverse)."))
+                "(higher: more diverse) and MS-SSIM (lower: more diverse). " + SIGNIFICANCE_NOTE))
 
 
 # table number -> writer of table{N}.{csv,tex}
@@ -423,11 +582,13 @@ def write_benchmark_metrics(
     fid_scores: Iterable[tuple[str, float, str | os.PathLike]],
     diversity_scores: Iterable[tuple[str, float, str | os.PathLike]],
     path: str | os.PathLike,
+    seed_scores: Iterable[tuple[str, float, int, str | os.PathLike]] = (),
+    reference_scores: Iterable[tuple[str, str | os.PathLike]] = (),
 ) -> pd.DataFrame:
-    """The metrics frame of one benchmark (name, dataset kind, mu for tables) from its score files,
-    written as a metrics CSV at ``path``; returns it."""
+    """The metrics frame of one benchmark (name, dataset kind, mu for tables) from its score files
+    (:func:`collect_metrics`), written as a metrics CSV at ``path``; returns it."""
     metrics = collect_metrics(bench.name, bench["dataset"]["kind"], bench["mu"]["table"],
-                              fid_scores, diversity_scores)
+                              fid_scores, diversity_scores, seed_scores, reference_scores)
     write_metrics(metrics, path)
     return metrics
 

@@ -56,6 +56,7 @@ class GenerationRequest:
     batch_size: int | None = None
     device: str | None = None
     speed: str = DEFAULT_SPEED
+    seed: int | None = None  # base seed; default the benchmark's first of sampling.seeds
 
 
 def is_earlier_shard(folder) -> bool:
@@ -92,7 +93,7 @@ def generate_shard(req: GenerationRequest) -> dict:
     batch_size = int(req.batch_size if req.batch_size is not None else sampling_cfg["batch_size"])
     if batch_size < 1:
         raise InputError(f"the batch size must be >= 1, got {batch_size}")
-    base_seed = int(sampling_cfg.get("seed", 0))
+    base_seed = bench.sampling_seeds[0] if req.seed is None else int(req.seed)
     setting = setting_name(req.variant, req.mu, diversity)
     classes = ds.classes
     palette = condition_palette(bench["dataset"]["kind"], classes.palette, proto["condition_colours"])

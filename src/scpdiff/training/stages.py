@@ -83,14 +83,22 @@ def _stopped(result: LoopResult) -> bool:
 
 
 # ------------------------------------------------------------------------------------------ stages
-def train_vae(bench: Benchmark, out, resume=True, stop_after=None, keep_state=False, **overrides) -> LoopResult:
+def train_vae(bench: Benchmark, out, resume=True, stop_after=None, keep_state=False, lpips_backbone=None,
+              **overrides) -> LoopResult:
+    """``lpips_backbone``: the prepared LPIPS AlexNet file, needed when ``perceptual_weight > 0``."""
     check_output_path(out, "folder", "--out (the model folder)")  # before any work
-    from .vae import VaeTask, VaeTrainConfig, build_vae, fit_scaling_factor
+    from .vae import VaeTask, VaeTrainConfig, build_vae, fit_scaling_factor, load_perceptual
 
     require_toy(bench, "train-vae")
     cfg = stage_config(bench, "vae", VaeTrainConfig, **overrides)
+    perceptual = None
+    if cfg.perceptual_weight > 0:
+        if lpips_backbone is None:
+            raise ConfigError(f"{bench.path or bench.name}: training.vae.perceptual_weight needs the LPIPS weights "
+                              "(`scpdiff weights`, then `scpdiff train-vae --cache DIR`)")
+        perceptual = load_perceptual(lpips_backbone)
     dataset = open_benchmark_split(bench, "train")
-    task = VaeTask(build_vae(cfg, seed=cfg.seed), cfg.kl_weight)
+    task = VaeTask(build_vae(cfg, seed=cfg.seed), cfg.kl_weight, perceptual, cfg.perceptual_weight)
     result, model = run_training(task, dataset, cfg, state_dir_for(out), resume=resume, stop_after=stop_after)
     if _stopped(result):
         return result
