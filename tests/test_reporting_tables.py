@@ -323,3 +323,31 @@ def test_seed_spread_and_reference_rows(tmp_path):
         T.collect_metrics("b", "toy", 0.85, reference_scores=[("real", s("x.json", 1.0))])
     with pytest.raises(InputError, match="no primary score"):
         T.collect_metrics("b", "toy", 0.85, seed_scores=[("joint", 0.85, 1, s("y.json", 1.0))])
+
+
+def test_the_papers_table1_values_stand_beside_ours_with_their_source(tmp_path):
+    """A benchmark's `table1: {source, values}` (the released-model benchmarks) reaches Table 1 as
+    'paper' columns: the values as data, their deltas to the paper's normal prior, the source named."""
+    args = ["collect-metrics", "--benchmark", "cityscapes-released"]
+    ours = {"normal": (30.0, 60.0, 90.0), "official_joint": (20.0, 66.0, 93.0)}
+    for prior, (fid, miou, acc) in ours.items():
+        f = _write_score(tmp_path / f"{prior}.json", fid, miou, acc)
+        args += ["--score", prior, "0.85", str(f)]
+    metrics_csv = tmp_path / "metrics" / "table1.csv"
+    assert main(args + ["--out", str(metrics_csv)]) == 0
+    assert main(["tables", "--metrics", str(metrics_csv), "--table", "1", "--out-dir", str(tmp_path / "t")]) == 0
+    t1 = pd.read_csv(tmp_path / "t" / "table1.csv", index_col=0)
+    b = "cityscapes_released"
+    # the paper's Table 1, Cityscapes columns (benchmarks/cityscapes-released.yaml)
+    assert t1.loc["normal", f"{b}/paper FID"] == 23.35 and t1.loc["official_joint", f"{b}/paper FID"] == 10.53
+    assert t1.loc["official_joint", f"{b}/paper mIoU"] == 67.92 and t1.loc["normal", f"{b}/paper Acc"] == 94.14
+    assert t1.loc["official_joint", f"{b}/paper FID delta"] == pytest.approx(10.53 - 23.35)
+    assert t1.loc["official_joint", f"{b}/FID"] == 20.0 and t1.loc["official_joint", f"{b}/mIoU"] == 66.0
+    tex = (tmp_path / "t" / "table1.tex").read_text()
+    assert "paper FID" in tex and "arXiv:2403.09638v1" in tex
+    # a benchmark without paper values has no paper columns
+    plain = tmp_path / "plain.csv"
+    f = _write_score(tmp_path / "n.json", 30.0, 60.0, 90.0)
+    assert main(["collect-metrics", "--benchmark", "smoke", "--score", "normal", "0.85", str(f), "--out", str(plain)]) == 0
+    assert main(["tables", "--metrics", str(plain), "--table", "1", "--out-dir", str(tmp_path / "p")]) == 0
+    assert not any("paper" in c for c in pd.read_csv(tmp_path / "p" / "table1.csv", index_col=0).columns)

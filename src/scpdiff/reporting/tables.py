@@ -77,6 +77,11 @@ FID = Metric("fid", "FID", False)
 LPIPS = Metric("lpips", "LPIPS", True, 3)
 MS_SSIM = Metric("ms_ssim", "MS-SSIM", False, 3)
 TABLE1_METRICS = (MIOU, ACC, FID)
+# the paper's own Table 1 values beside ours (a benchmark's `table1: {source, values}`, e.g. the
+# released-model benchmarks): columns of the metrics frame, shown when present
+PAPER_METRICS = (Metric("paper_miou", "paper mIoU", True), Metric("paper_acc", "paper Acc", True),
+                 Metric("paper_fid", "paper FID", False))
+PAPER_SOURCE = "paper_source"
 TABLE3_METRICS = (LPIPS, MS_SSIM)
 
 
@@ -345,9 +350,22 @@ def best_mask(table: pd.DataFrame, metrics: Sequence[Metric]) -> pd.DataFrame:
     return mask
 
 
+def table1_metrics(metrics: pd.DataFrame) -> tuple[Metric, ...]:
+    """Table 1's columns: ours, and the paper's values beside them where the metrics carry them."""
+    has_paper = any(m.column in metrics.columns and metrics[m.column].notna().any() for m in PAPER_METRICS)
+    return TABLE1_METRICS + (PAPER_METRICS if has_paper else ())
+
+
+def paper_sources(metrics: pd.DataFrame) -> list[str]:
+    if PAPER_SOURCE not in metrics.columns:
+        return []
+    return list(dict.fromkeys(str(s).strip() for s in metrics[PAPER_SOURCE].dropna()))
+
+
 def table1(metrics: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """Table 1: (values, deltas to the normal prior)."""
-    table = metric_table(metrics, TABLE1_METRICS)
+    """Table 1: (values, deltas to the normal prior); the paper's values as further columns, their
+    deltas to the paper's normal prior as the paper prints them."""
+    table = metric_table(metrics, table1_metrics(metrics))
     return table, deltas_to_baseline(table)
 
 
@@ -499,7 +517,7 @@ def table_to_csv_frame(table: pd.DataFrame, deltas: pd.DataFrame | None,
         if deltas is not None:
             out[f"{name} delta"] = deltas[col]
         for suffix, companion in (companions or {}).items():
-            if companion[col].notna().any():
+            if col in companion.columns and companion[col].notna().any():  # the paper's columns have none
                 out[f"{name}{suffix}"] = companion[col]
     return out
 
@@ -516,11 +534,15 @@ def _write_csv(frame: pd.DataFrame, path: Path) -> None:
 
 def _write_table1(metrics: pd.DataFrame, out: Path, literature) -> None:
     t1, d1 = table1(metrics)
+    which = table1_metrics(metrics)
     _write_csv(table_to_csv_frame(t1, d1, uncertainty_tables(metrics, TABLE1_METRICS)), out / "table1.csv")
+    sources = paper_sources(metrics)
+    paper = (" Columns headed 'paper': the values the paper reports (" + "; ".join(sources) + ")."
+             if sources and which != TABLE1_METRICS else "")
     write_text_atomic(out / "table1.tex", to_latex(
-        t1, TABLE1_METRICS, d1, label="tab:noise-priors", significant=significant_mask(metrics, TABLE1_METRICS),
+        t1, which, d1, label="tab:noise-priors", significant=significant_mask(metrics, which),
         caption="Quantitative comparison of noise priors (Table 1 of SCP-Diff); in parentheses the "
-                "difference to the normal prior. " + SIGNIFICANCE_NOTE))
+                "difference to the normal prior. " + SIGNIFICANCE_NOTE + latex_escape(paper)))
 
 
 def _write_table2(metrics: pd.DataFrame, out: Path, literature) -> None:
@@ -589,7 +611,28 @@ def write_benchmark_metrics(
     (:func:`collect_metrics`), written as a metrics CSV at ``path``; returns it."""
     metrics = collect_metrics(bench.name, bench["dataset"]["kind"], bench["mu"]["table"],
                               fid_scores, diversity_scores, seed_scores, reference_scores)
+    metrics = with_paper_values(metrics, bench.get("table1"))
     write_metrics(metrics, path)
+    return metrics
+
+
+def with_paper_values(metrics: pd.DataFrame, paper: dict | None) -> pd.DataFrame:
+    """The benchmark's ``table1: {source, values: {prior: {miou, acc, fid}}}`` (the paper's Table 1,
+    as data) as ``paper_*`` columns on the rows of those priors at the table's mu."""
+    if not paper or metrics.empty:
+        return metrics
+    metrics = metrics.copy()
+    for m in PAPER_METRICS:
+        metrics[m.column] = np.nan
+    metrics[PAPER_SOURCE] = None
+    at_table = metrics["table_mu"].astype(bool) if "table_mu" in metrics.columns else True
+    for prior, values in (paper.get("values") or {}).items():
+        rows = (metrics["prior"] == prior) & at_table
+        for m in PAPER_METRICS:
+            key = m.column.removeprefix("paper_")
+            if key in values:
+                metrics.loc[rows, m.column] = float(values[key])
+        metrics.loc[rows, PAPER_SOURCE] = " ".join(str(paper.get("source", "")).split())
     return metrics
 
 
