@@ -603,3 +603,31 @@ def test_scoring_reads_the_naming_generate_records():
     assert (images.SINGLE, images.SAMPLES) == (plan.SINGLE, plan.SAMPLES)
     assert plan.Item(0, None, 0).file_name("a") == plan.SINGLE.format(name="a")
     assert plan.Item(0, 3, 0).file_name("a") == plan.SAMPLES.format(name="a", k=3)
+
+
+@pytest.mark.parametrize("argv", [
+    ["train-vae", "--benchmark", "smoke"], ["train-base", "--benchmark", "smoke", "--vae", "no/vae"],
+    ["train-segmenter", "--benchmark", "smoke"], ["train-controlnet", "--benchmark", "smoke", "--base", "no/base"],
+    ["demo", "--samples", "1", "--steps", "1"],
+])
+def test_model_and_demo_folders_never_replace_a_folder_they_did_not_write(tmp_path, capsys, argv):
+    """The kind of `generate --out` onto a user's folder, for every command that writes a folder:
+    refused before any work, the folder left as it was."""
+    out = tmp_path / "thesis"
+    out.mkdir()
+    (out / "chapter1.tex").write_text("mine")
+    before = listing(tmp_path)
+    err = fail(capsys, [*argv, "--out", out])
+    assert str(out) in err and "not an earlier output" in err and listing(tmp_path) == before
+
+
+def test_an_empty_or_earlier_model_folder_may_be_replaced(tmp_path):
+    from scpdiff.training.stages import EARLIER_MODEL
+
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "vae").mkdir()
+    (tmp_path / "vae" / "config.json").write_text("{}")
+    (tmp_path / "user").mkdir()
+    (tmp_path / "user" / "config.yaml").write_text("mine")
+    assert EARLIER_MODEL(tmp_path / "empty") and EARLIER_MODEL(tmp_path / "vae")
+    assert not EARLIER_MODEL(tmp_path / "user")

@@ -56,12 +56,14 @@ def run(args) -> int:
 
     from .. import priors
     from ..models.conditioning import encode_mask
-    from ..utils.files import atomic_dir
+    from ..utils.files import atomic_dir, check_output_path, earlier_output
     from ..sampling import image_generators, sample_images
     from ..models.tiny import tiny_controlnet, tiny_pipeline_components
 
     from diffusers import StableDiffusionControlNetPipeline
 
+    earlier_demo = earlier_output("mask_00.png")
+    check_output_path(args.out, "folder", "--out (the demo folder)", replaceable=earlier_demo)  # before any work
     # Tiny models gain nothing from intra-op threads and lose a lot when the cores are busy.
     torch.set_num_threads(1)
     t0 = time.time()
@@ -75,7 +77,7 @@ def run(args) -> int:
     ref_latents, ref_masks = synthetic_scenes(32, args.seed)
     test_latents, test_masks = synthetic_scenes(args.samples, args.seed + 1)
 
-    with atomic_dir(args.out) as tmp:
+    with atomic_dir(args.out, replaceable=earlier_demo) as tmp:
         cond = encode_mask(test_masks, PALETTE)
         for k in range(args.samples):
             Image.fromarray((cond[k].permute(1, 2, 0).numpy() * 255).round().astype("uint8")).save(tmp / f"mask_{k:02d}.png")

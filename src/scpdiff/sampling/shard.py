@@ -24,7 +24,7 @@ from ..errors import InputError
 from ..models.conditioning import condition_palette
 from ..models.pipeline import load_pipeline
 from ..priors.for_benchmark import benchmark_prior
-from ..utils.files import atomic_dir, check_output_path
+from ..utils.files import atomic_dir, check_output_path, earlier_output
 from ..utils.sharding import shard_bounds
 from ..utils.torch_state import default_device
 from .denoise import is_standard_normal, sample_images
@@ -59,12 +59,8 @@ class GenerationRequest:
     seed: int | None = None  # base seed; default the benchmark's first of sampling.seeds
 
 
-def is_earlier_shard(folder) -> bool:
-    """A folder ``generate`` may replace: an earlier shard (it holds ``generation.json``) or an empty one."""
-    from pathlib import Path
-
-    folder = Path(folder)
-    return (folder / "generation.json").is_file() or not any(folder.iterdir())
+# a folder ``generate`` may replace: an earlier shard (it holds ``generation.json``) or an empty one
+is_earlier_shard = earlier_output("generation.json")
 
 
 def generate_shard(req: GenerationRequest) -> dict:

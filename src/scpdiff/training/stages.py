@@ -17,9 +17,13 @@ import torch
 from ..config.benchmark import Benchmark
 from ..datasets import open_benchmark_split
 from ..errors import ConfigError
-from ..utils.files import atomic_path, check_output_path
+from ..utils.files import atomic_path, check_output_path, earlier_output
 from ..utils.torch_state import seeded
 from .loop import LoopConfig, LoopResult, run_training
+
+# a model folder an earlier training run wrote (diffusers' config.json / model_index.json, our
+# training.json) or an empty one may be replaced; any other folder is the user's
+EARLIER_MODEL = earlier_output("training.json", "config.json", "model_index.json")
 
 
 # ControlNet fine-tuning settings that are protocol knobs (docs/protocol.md): knob -> LoopConfig field
@@ -86,7 +90,7 @@ def _stopped(result: LoopResult) -> bool:
 def train_vae(bench: Benchmark, out, resume=True, stop_after=None, keep_state=False, lpips_backbone=None,
               **overrides) -> LoopResult:
     """``lpips_backbone``: the prepared LPIPS AlexNet file, needed when ``perceptual_weight > 0``."""
-    check_output_path(out, "folder", "--out (the model folder)")  # before any work
+    check_output_path(out, "folder", "--out (the model folder)", replaceable=EARLIER_MODEL)  # before any work
     from .vae import VaeTask, VaeTrainConfig, build_vae, fit_scaling_factor, load_perceptual
 
     require_toy(bench, "train-vae")
@@ -113,7 +117,7 @@ def train_vae(bench: Benchmark, out, resume=True, stop_after=None, keep_state=Fa
 
 
 def train_base(bench: Benchmark, vae_dir, out, resume=True, stop_after=None, keep_state=False, **overrides) -> LoopResult:
-    check_output_path(out, "folder", "--out (the model folder)")  # before any work
+    check_output_path(out, "folder", "--out (the model folder)", replaceable=EARLIER_MODEL)  # before any work
     from diffusers import AutoencoderKL, DDIMScheduler
 
     from ..models.sd_configs import sd_scheduler_config
@@ -158,7 +162,7 @@ def train_base(bench: Benchmark, vae_dir, out, resume=True, stop_after=None, kee
 
 
 def train_controlnet(bench: Benchmark, base_dir, out, resume=True, stop_after=None, keep_state=False, **overrides) -> LoopResult:
-    check_output_path(out, "folder", "--out (the model folder)")  # before any work
+    check_output_path(out, "folder", "--out (the model folder)", replaceable=EARLIER_MODEL)  # before any work
     from .components import load_base_components
     from ..models.conditioning import condition_palette
     from ..models.controlnet import controlnet_from_unet
@@ -199,7 +203,7 @@ def train_controlnet(bench: Benchmark, base_dir, out, resume=True, stop_after=No
 
 
 def train_segmenter(bench: Benchmark, out, resume=True, stop_after=None, keep_state=False, **overrides) -> LoopResult:
-    check_output_path(out, "folder", "--out (the model folder)")  # before any work
+    check_output_path(out, "folder", "--out (the model folder)", replaceable=EARLIER_MODEL)  # before any work
     from ..segmenters.toy import ToySegNet, save_toy_segmenter
     from .segmenter import SegmenterTask, SegmenterTrainConfig, evaluate_miou
 

@@ -99,6 +99,18 @@ def remove_stale_temporaries(path: str | os.PathLike, folder: bool = False) -> l
     return removed
 
 
+def earlier_output(*markers: str) -> Callable[[Path], bool]:
+    """A ``replaceable`` test for :func:`check_output_path`: an empty folder, or one holding any of
+    ``markers`` (files that an earlier run of the same command writes), may be replaced; any other
+    folder is the user's and is left alone."""
+
+    def replaceable(folder: Path) -> bool:
+        folder = Path(folder)
+        return not any(folder.iterdir()) or any((folder / m).is_file() for m in markers)
+
+    return replaceable
+
+
 def check_output_path(path: str | os.PathLike, kind: str, what: str = "output",
                       replaceable: Callable[[Path], bool] | None = None) -> Path:
     """Refuse an output ``path`` that would move or replace something of another kind.
