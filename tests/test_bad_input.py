@@ -631,3 +631,26 @@ def test_an_empty_or_earlier_model_folder_may_be_replaced(tmp_path):
     (tmp_path / "user" / "config.yaml").write_text("mine")
     assert EARLIER_MODEL(tmp_path / "empty") and EARLIER_MODEL(tmp_path / "vae")
     assert not EARLIER_MODEL(tmp_path / "user")
+
+
+def test_a_model_folder_appears_only_whole(tmp_path):
+    """The model, its log and training.json are renamed onto --out together: a job killed (here: a
+    failure) while writing leaves no folder that looks finished."""
+    from scpdiff.training.loop import LoopConfig, LoopResult
+    from scpdiff.training.stages import _save_finished, state_dir_for
+
+    out = tmp_path / "vae"
+    state = state_dir_for(out)
+    state.mkdir(parents=True)
+    (state / "train_log.csv").write_text("step,loss\n1,0.5\n")
+    result = LoopResult(step=1, finished=True, seconds=1.0, log=[{"step": 1, "loss": 0.5}])
+
+    def crash(folder):
+        (folder / "config.json").write_text("{}")
+        raise KeyboardInterrupt  # as a kill between the weights and the summary would
+
+    with pytest.raises(KeyboardInterrupt):
+        _save_finished(out, LoopConfig(), result, True, crash)
+    assert not out.exists() and [p.name for p in tmp_path.iterdir()] == [state.name]
+    _save_finished(out, LoopConfig(), result, True, lambda folder: (folder / "config.json").write_text("{}"))
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "train_log.csv", "training.json"]

@@ -11,13 +11,14 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import Callable
 
 import torch
 
 from ..config.benchmark import Benchmark
 from ..datasets import open_benchmark_split
 from ..errors import ConfigError
-from ..utils.files import atomic_path, check_output_path, earlier_output
+from ..utils.files import check_output_path, earlier_output
 from ..utils.torch_state import seeded
 from .loop import LoopConfig, LoopResult, run_training
 
@@ -65,15 +66,20 @@ def _summary(cfg: LoopConfig, result: LoopResult, **extra) -> str:
     return json.dumps(info, indent=1)
 
 
-def _finish(out: Path, cfg: LoopConfig, result: LoopResult, keep_state: bool, **extra) -> None:
-    """Add the log and summary to the finished model folder; drop the checkpoints unless asked not to."""
+def _save_finished(out, cfg: LoopConfig, result: LoopResult, keep_state: bool, save: Callable[[Path], object],
+                   **extra) -> None:
+    """Write the model (``save(folder)``), its training log and ``training.json`` into one folder
+    renamed onto ``out`` at once, so that a job killed at any point leaves no model folder that
+    looks finished; then drop the checkpoints unless asked not to."""
+    from ..utils.files import atomic_dir
+
     state = state_dir_for(out)
-    log = state / "train_log.csv"
-    if log.is_file():
-        with atomic_path(out / "train_log.csv") as tmp:
-            shutil.copyfile(log, tmp)
-    with atomic_path(out / "training.json") as tmp:
-        tmp.write_text(_summary(cfg, result, **extra))
+    with atomic_dir(out) as tmp:
+        save(tmp)
+        log = state / "train_log.csv"
+        if log.is_file():
+            shutil.copyfile(log, tmp / "train_log.csv")
+        (tmp / "training.json").write_text(_summary(cfg, result, **extra))
     if not keep_state:
         shutil.rmtree(state / "checkpoints", ignore_errors=True)
     print(f"wrote {out} ({result.step} steps, {result.seconds:.0f} s)")
@@ -108,11 +114,7 @@ def train_vae(bench: Benchmark, out, resume=True, stop_after=None, keep_state=Fa
         return result
     vae = model.vae.eval()
     vae.register_to_config(scaling_factor=fit_scaling_factor(vae, dataset, cfg.scaling_images))
-    from ..utils.files import atomic_dir
-
-    with atomic_dir(out) as tmp:
-        vae.save_pretrained(tmp)
-    _finish(Path(out), cfg, result, keep_state, scaling_factor=vae.config.scaling_factor)
+    _save_finished(out, cfg, result, keep_state, vae.save_pretrained, scaling_factor=vae.config.scaling_factor)
     return result
 
 
@@ -156,8 +158,8 @@ def train_base(bench: Benchmark, vae_dir, out, resume=True, stop_after=None, kee
     result, unet = run_training(task, dataset, cfg, state_dir_for(out), resume=resume, stop_after=stop_after)
     if _stopped(result):
         return result
-    save_base(out, vae.to("cpu"), text_encoder.to("cpu"), tokenizer, unet.to("cpu").eval(), DDIMScheduler(**scheduler_config))
-    _finish(Path(out), cfg, result, keep_state, vae=str(vae_dir))
+    parts = (vae.to("cpu"), text_encoder.to("cpu"), tokenizer, unet.to("cpu").eval(), DDIMScheduler(**scheduler_config))
+    _save_finished(out, cfg, result, keep_state, lambda folder: save_base(folder, *parts), vae=str(vae_dir))
     return result
 
 
@@ -197,8 +199,9 @@ def train_controlnet(bench: Benchmark, base_dir, out, resume=True, stop_after=No
     result, model = run_training(task, dataset, cfg, state_dir_for(out), resume=resume, stop_after=stop_after)
     if _stopped(result):
         return result
-    save_finetuned(out, model.to("cpu").eval(), cfg.unlock_decoder)
-    _finish(Path(out), cfg, result, keep_state, base=str(base_dir), prediction_type=actual)
+    model = model.to("cpu").eval()
+    _save_finished(out, cfg, result, keep_state, lambda folder: save_finetuned(folder, model, cfg.unlock_decoder),
+                   base=str(base_dir), prediction_type=actual)
     return result
 
 
@@ -228,6 +231,6 @@ def train_segmenter(bench: Benchmark, out, resume=True, stop_after=None, keep_st
         "ignore_index": dataset.ignore_index,
         "val_miou": val_miou,
     }
-    save_toy_segmenter(out, net, config)
-    _finish(Path(out), cfg, result, keep_state, val_miou=val_miou)
+    _save_finished(out, cfg, result, keep_state, lambda folder: save_toy_segmenter(folder, net, config),
+                   val_miou=val_miou)
     return result
