@@ -385,7 +385,7 @@ def product_references(b, product):
 
 def bench_products(b):
     """The report products of benchmark ``b`` (the oracle figure only with an oracle grid)."""
-    return [p for p in REPORT_PRODUCTS if p != "oracle" or BENCH[b]["mu"].get("oracle_grid")]
+    return settings.report_products(BENCH[b])
 
 
 def product_metrics(b, product):

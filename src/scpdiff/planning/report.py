@@ -15,12 +15,13 @@ import os
 from pathlib import Path
 
 from ..config.benchmark import Benchmark
+from ..config.settings import study_jobs
 from ..config.workflow import import_plugins, resolve_benchmark, resolve_benchmarks, validate_workflow_config
 from ..config.yaml_files import read_yaml
 from ..errors import ConfigError
 from ..utils.files import write_text_atomic
 from .model_costs import model_costs
-from .stages import PNG_BYTES_PER_PIXEL, StageCost, image_flops, plan_benchmark, study_jobs
+from .stages import PNG_BYTES_PER_PIXEL, StageCost, image_flops, plan_benchmark
 from .throughput import SPEED_DIR, choose
 
 COLUMNS = ["benchmark", "stage", "device", "jobs", "images", "denoiser_evals", "segmenter_passes",
@@ -45,13 +46,13 @@ def load_benchmarks(configfile: str | os.PathLike | None, names: list[str] | Non
     return [resolve_benchmark(n) for n in names]
 
 
-def total_row(rows: list[StageCost], num_benchmarks: int) -> StageCost:
-    study = "weights, all" + (", summary tables" if num_benchmarks > 1 else "")
-    total = StageCost(TOTAL, TOTAL, device="", note=f"incl. {study_jobs(num_benchmarks)} study-level jobs ({study})")
+def total_row(rows: list[StageCost]) -> StageCost:
+    study = "weights, the tables and mu sweep over all benchmarks, all"
+    total = StageCost(TOTAL, TOTAL, device="", note=f"incl. {study_jobs()} study-level jobs ({study})")
     for row in rows:
         for key in ("jobs", "images", "denoiser_evals", "segmenter_passes", "inception_passes", "flops", "gpu_hours", "disk_bytes"):
             setattr(total, key, getattr(total, key) + getattr(row, key))
-    total.jobs += study_jobs(num_benchmarks)
+    total.jobs += study_jobs()
     total.images = sum(r.images for r in rows if r.stage == "generate")
     total.note = "images: generated; " + total.note
     return total
@@ -69,7 +70,7 @@ def plan_rows(benches: list[Benchmark], gpu: str | None = None, tflops: float | 
         basis.append(f"{bench.name}: FLOPs from {costs.source}: UNet+ControlNet step {costs.denoiser_step / 1e12:.4g} TFLOP, "
                      f"VAE decode {costs.vae_decode / 1e12:.4g} TFLOP; GPU rate {rate.tflops:.4g} TFLOPS ({rate.basis}); "
                      f"PNG {png_bytes:g} bytes/pixel")
-    return rows + [total_row(rows, len(benches))], basis
+    return rows + [total_row(rows)], basis
 
 
 def _human(value: float, unit: str = "") -> str:

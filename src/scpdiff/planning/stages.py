@@ -215,8 +215,3 @@ def plan_benchmark(bench, costs: ModelCosts, rate: Throughput, png_bytes: float 
         if row.device == "gpu":
             row.gpu_hours = rate.gpu_hours(row.flops)
     return rows
-
-
-def study_jobs(num_benchmarks: int) -> int:
-    """Jobs that belong to the study, not to one benchmark (:func:`scpdiff.config.settings.study_jobs`)."""
-    return settings.study_jobs()
