@@ -322,3 +322,63 @@ def test_score_records_segmenter_route_and_options(toy, tmp_path, capsys, monkey
     df = pd.read_csv(tmp_path / "d.csv")
     assert seen == {"kind": PALETTE_SEG, "backend": "mmseg", "normalization": "caffe_bgr"}
     assert df["segmenter_backend"][0] == "mmseg" and json.loads(df["segmenter_options"][0]) == {"normalization": "caffe_bgr"}
+
+
+def test_shard_statistics_merge_to_the_single_pass_row(toy, tmp_path, capsys):
+    """Scoring a setting per generation shard and merging gives the single pass's numbers: FID/KID to
+    float64 round-off, the confusion matrix (class IoUs) and the bootstrap replicates exactly."""
+    import shutil
+
+    from scpdiff.metrics.scoring import ImageStatistics
+
+    root, bench, items = toy
+    cache = tmp_path / "cache"
+    W.prepare_fid_inception(cache=cache, log=lambda m: None)
+    common = ["--cache", str(cache), "--device", "cpu", "--batch-size", "5"]
+    ref = tmp_path / "ref.npz"
+    assert main(["ref-stats", "--benchmark", str(bench), "--split", "val", "--out", str(ref)] + common) == 0
+    images = _palette_images(tmp_path / "gen", items, samples=3, corrupt=7)  # 4 maps x 3 samples
+    files = sorted(images.glob("*.png"))
+    shards = []
+    for i, chunk in enumerate((files[:5], files[5:10], files[10:])):  # a map's samples span two shards
+        d = tmp_path / "shards" / f"{i:04d}"
+        d.mkdir(parents=True)
+        for f in chunk:
+            shutil.copy(f, d / f.name)
+        shards.append(d)
+    seg = ["--segmenter", PALETTE_SEG, "--split", "val", "--bootstrap-resamples", "30", "--bootstrap-seed", "2"]
+    single = tmp_path / "single.json"
+    assert main(["score", "--images", *map(str, shards), "--ref-stats", str(ref), "--benchmark", str(bench),
+                 "--out", str(single)] + seg + common) == 0
+    stats = []
+    for d in shards:
+        stats.append(tmp_path / f"{d.name}.npz")
+        assert main(["score", "--images", str(d), "--benchmark", str(bench), "--allow-subset",
+                     "--out", str(stats[-1])] + seg + common) == 0
+    assert len(ImageStatistics.load(stats[2]).names) == 2
+    merged = tmp_path / "merged.json"
+    assert main(["merge-scores", "--statistics", *map(str, stats), "--benchmark", str(bench), "--ref-stats", str(ref),
+                 "--bootstrap-resamples", "30", "--bootstrap-seed", "2", "--out", str(merged)]) == 0
+    a, b = json.loads(single.read_text()), json.loads(merged.read_text())
+    assert b["shards"] == 3 and a["num_images"] == b["num_images"] == 12 and b["num_label_maps"] == 4
+    assert b["fid"] == pytest.approx(a["fid"], rel=1e-9, abs=1e-9) and a["fid"] > 1
+    assert b["kid"] == pytest.approx(a["kid"], rel=1e-9, abs=1e-12)
+    assert b["class_iou"] == a["class_iou"] and b["miou"] == a["miou"] == pytest.approx(_expected_miou(items, 7)[0])
+    assert b["pixel_accuracy"] == a["pixel_accuracy"]
+    ra, rb = a["bootstrap"]["replicates"], b["bootstrap"]["replicates"]
+    assert rb["miou"] == ra["miou"] and np.allclose(rb["fid"], ra["fid"], rtol=1e-9)
+    assert b["bootstrap"]["units_sha256"] == a["bootstrap"]["units_sha256"]
+    # one image per label map segmented (counts.segment_per_map, OASIS): sample 0 of each of the 4 maps;
+    # its 3 samples carry the same corruption, so the mIoU is the same
+    one = tmp_path / "one.json"
+    assert main(["score", "--images", *map(str, shards), "--ref-stats", str(ref), "--benchmark", str(bench),
+                 "--segment-per-map", "1", "--no-fid", "--out", str(one)] + seg + common) == 0
+    row = json.loads(one.read_text())
+    assert row["segmented_images"] == 4 and a["segmented_images"] == 12 and row["segment_per_map"] == 1
+    assert row["miou"] == pytest.approx(a["miou"], abs=1e-12)
+    # a missing shard leaves label maps uncovered: refused unless a subset is allowed
+    capsys.readouterr()
+    err = _err(capsys, ["merge-scores", "--statistics", str(stats[0]), "--benchmark", str(bench), "--ref-stats", str(ref),
+                        "--out", str(tmp_path / "part.json")])
+    assert "label map" in err or "cover" in err
+    assert not (tmp_path / "part.json").exists()

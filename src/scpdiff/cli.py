@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "ref-stats": "ref_stats",
     "reference-images": "reference_images",
     "score": "score",
+    "merge-scores": "merge_scores",
     "collect-metrics": "collect_metrics",
     "tables": "tables",
     "plots": "plots",

@@ -45,7 +45,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bootstrap-seed", type=int, default=SEED,
                    help="seed of the resamples; settings scored with the same seed and maps pair up")
     p.add_argument("--bootstrap-level", type=open_fraction, default=LEVEL, help=f"interval coverage (default {LEVEL})")
-    p.add_argument("--out", required=True, help="metrics .json (row + provenance) or .csv (one row)")
+    p.add_argument("--segment-per-map", type=positive_int, default=None,
+                   help="segment only the first K samples of each label map ({name}.png is sample 0; the "
+                        "benchmark's counts.segment_per_map; default: every image)")
+    p.add_argument("--out", required=True,
+                   help="metrics .json (row + provenance) or .csv (one row); .npz: the images' mergeable "
+                        "statistics (one generation shard; `scpdiff merge-scores` makes the row)")
     add_device_arguments(p)
     add_fid_resize_argument(p)
 
@@ -61,7 +66,7 @@ def run(args) -> int:
         kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size, segmentation=not args.no_segmentation,
         miou_average=args.miou_average, diversity=args.diversity,
         batch_size=args.batch_size, workers=workers, device=device, seed=args.seed,
-        bootstrap=BootstrapOptions(args.bootstrap_resamples, args.bootstrap_seed, args.bootstrap_level),
+        segment_per_map=args.segment_per_map, bootstrap=BootstrapOptions(args.bootstrap_resamples, args.bootstrap_seed, args.bootstrap_level),
     )
     row = score_images(ScoreRequest(
         images=args.images, benchmark=args.benchmark, out=args.out, options=options, split=args.split,

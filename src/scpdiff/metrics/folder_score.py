@@ -3,7 +3,13 @@ before a network is loaded, then FID/KID against the benchmark's reference stati
 pixel accuracy with its protocol segmenter, optionally LPIPS/MS-SSIM diversity; the row is written
 with its provenance (inputs, versions, weight hashes) as JSON or one CSV row.
 
+A generation shard is scored alone into its mergeable statistics (``out`` ending in ``.npz``:
+:class:`~.scoring.ImageStatistics`, the per-image features and per-map confusion matrices), and
+:func:`merge_scores` turns a setting's shard statistics into the same row a single pass writes.
+
     row = score_images(ScoreRequest(images=["samples/joint"], benchmark="cityscapes", out="joint.json"))
+    score_images(ScoreRequest(images=["samples/joint/0003"], ..., out="0003.npz", allow_subset=True))
+    row = merge_scores(MergeRequest(statistics=["0000.npz", ...], benchmark="cityscapes", ref_stats=..., out="joint.json"))
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -26,8 +33,10 @@ from ..utils.hashing import sha256_tree
 from .defaults import MIOU_AVERAGE
 from .diversity import load_lpips
 from .fid import ReferenceStats, load_inception
-from .images import MasksFromDataset, MasksFromDir, check_coverage, list_images, match_images, recorded_naming
-from .scoring import ScoreOptions, reference_statistics, score_folder, versions
+from .images import ImageEntry, MasksFromDataset, MasksFromDir, check_coverage, list_images, match_images, recorded_naming
+from .scoring import (
+    ImageStatistics, ScoreOptions, measure_images, reference_statistics, score_folder, scores_from_statistics, versions,
+)
 
 
 @dataclass(frozen=True)
@@ -129,7 +138,7 @@ def score_images(req: ScoreRequest) -> dict:
                            naming=recorded_naming(req.images), need_groups=opts.diversity)
     if masks is not None:
         check_coverage(entries, masks.names, masks.source, req.allow_subset)
-    if opts.fid and len(entries) < 2:
+    if opts.fid and len(entries) < 2 and not str(req.out).endswith(STATISTICS_SUFFIX):
         raise InputError(f"--images {' '.join(map(str, req.images))}: FID needs at least 2 images, found {len(entries)}")
     check_scoring_files(entries, masks, bench.resolution, classes, workers)
     for option, path in (("--ref-stats", req.ref_stats if opts.fid else None),
@@ -144,10 +153,13 @@ def score_images(req: ScoreRequest) -> dict:
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "versions": versions(),
     }
     inception = reference = None
+    shard = str(req.out).endswith(STATISTICS_SUFFIX)  # statistics only: the merge reads the reference
     if opts.fid:
         inception, sha = load_inception(device, cache=req.cache)
         provenance["fid_inception_sha256"] = sha
-        if req.ref_stats:
+        if shard:
+            pass
+        elif req.ref_stats:
             reference = ReferenceStats.load(req.ref_stats)
             reference.check_compatible(sha, opts.fid_resize, req.ref_stats)
             provenance["ref_stats"] = str(req.ref_stats)
@@ -155,7 +167,8 @@ def score_images(req: ScoreRequest) -> dict:
             reference, path = reference_statistics(bench, req.ref_split, opts.fid_resize, device, req.cache,
                                                    opts.batch_size, workers, model=inception, weights_sha256=sha)
             provenance["ref_stats"] = str(path)
-        provenance["ref_stats_key"] = reference.meta.get("key")
+        if reference is not None:
+            provenance["ref_stats_key"] = reference.meta.get("key")
     segmenter = None
     if opts.segmentation:
         kind = req.segmenter or seg_cfg["kind"]
@@ -172,11 +185,86 @@ def score_images(req: ScoreRequest) -> dict:
         lpips_model, lsha = load_lpips(device, cache=req.cache)
         provenance["lpips_alexnet_sha256"] = lsha
 
+    if shard:
+        if opts.diversity:
+            raise ConfigError(f"--out {req.out}: shard statistics hold FID and segmentation values; score "
+                              "diversity into a .json or .csv row")
+        stats = measure_images(entries, resolution=bench.resolution, opts=opts, inception=inception,
+                               segmenter=segmenter, masks=masks, num_classes=classes.num_classes,
+                               ignore_index=classes.ignore_index)
+        stats.meta.update({"benchmark": bench.name, "protocol_hash": bench.protocol.hash,
+                           "fid_inception_sha256": provenance.get("fid_inception_sha256"),
+                           **({"segmenter": provenance["segmenter"]["kind"], **used} if segmenter is not None else {})})
+        stats.provenance = provenance
+        stats.save(req.out)
+        return {"num_images": len(stats.names), "segmented_images": stats.segmented_images}
     row = score_folder(entries, resolution=bench.resolution, opts=opts, reference=reference, inception=inception,
                        segmenter=segmenter, masks=masks, num_classes=classes.num_classes,
                        ignore_index=classes.ignore_index, lpips_model=lpips_model)
     row["protocol_hash"] = bench.protocol.hash  # which protocol (scpdiff protocol) the row was scored under
     if segmenter is not None:
         row.update(used)  # which route and recipe options made the labels (issue 14, 21)
+    _write(row, provenance, req.out)
+    return row
+
+
+STATISTICS_SUFFIX = ".npz"
+
+
+@dataclass(frozen=True)
+class MergeRequest:
+    """``scpdiff merge-scores``: the shard statistics of one setting (from ``scpdiff score --out
+    X.npz``), the label maps they must cover (``split``), the reference statistics and the options
+    of the row (``options.miou_average=None``: the benchmark segmenter's rule)."""
+
+    statistics: Sequence[str]
+    benchmark: str
+    out: str
+    options: ScoreOptions
+    split: str | None = "val"
+    ref_stats: str | None = None
+    allow_subset: bool = False
+
+
+def merge_scores(req: MergeRequest) -> dict:
+    """The row of a setting from its shards' statistics: the same numbers, keys and provenance as
+    one pass of :func:`score_images` over every image (the shards' bootstrap units are the union of
+    their label maps)."""
+    bench = load_benchmark(req.benchmark)
+    check_output_path(req.out, "file", "--out (the metrics file)")
+    for path in req.statistics:
+        if not Path(path).is_file():
+            raise InputError(f"--statistics {path}: file does not exist")
+    stats = ImageStatistics.merge([ImageStatistics.load(p) for p in req.statistics], [str(p) for p in req.statistics])
+    if stats.features is not None and len(stats.names) < 2:
+        raise InputError(f"--statistics {' '.join(map(str, req.statistics))}: FID needs at least 2 images, found {len(stats.names)}")
+    if stats.meta.get("benchmark", bench.name) != bench.name:
+        raise InputError(f"--statistics {req.statistics[0]}: scored for benchmark {stats.meta['benchmark']!r}, not {bench.name!r}")
+    opts = req.options
+    opts = dataclasses.replace(opts, miou_average=opts.miou_average or bench["segmenter"].get("miou_average", MIOU_AVERAGE),
+                               fid_resize=stats.meta.get("fid_resize") or opts.fid_resize,
+                               segment_per_map=stats.meta.get("segment_per_map"))
+    if req.split is not None:
+        masks = _masks(ScoreRequest(images=[], benchmark=req.benchmark, out=req.out, options=opts, split=req.split),
+                       bench, need=True)
+        check_coverage([ImageEntry(Path(n), n) for n in stats.names], masks.names, masks.source, req.allow_subset)
+    reference = None
+    provenance = dict(stats.provenance)
+    if stats.features is not None:
+        if not req.ref_stats:
+            raise InputError("--ref-stats: the shard statistics hold Inception features; FID needs the reference statistics")
+        if not Path(req.ref_stats).exists():
+            raise InputError(f"--ref-stats {req.ref_stats}: file does not exist")
+        reference = ReferenceStats.load(req.ref_stats)
+        reference.check_compatible(stats.meta.get("fid_inception_sha256"), opts.fid_resize, req.ref_stats)
+        provenance.update(ref_stats=str(req.ref_stats), ref_stats_key=reference.meta.get("key"))
+    provenance["date"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    t0 = time.time()
+    row = scores_from_statistics(stats, opts=opts, reference=reference)
+    row["seconds"] = round(time.time() - t0, 3)
+    row["protocol_hash"] = stats.meta.get("protocol_hash", bench.protocol.hash)
+    if stats.segmented:
+        row.update({k: stats.meta[k] for k in ("segmenter", "segmenter_backend", "segmenter_options") if k in stats.meta})
+    row["shards"] = len(req.statistics)
     _write(row, provenance, req.out)
     return row

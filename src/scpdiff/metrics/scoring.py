@@ -192,6 +192,7 @@ class ScoreOptions:
     workers: int = 0
     device: str = "cpu"
     seed: int = SUBSET_SEED
+    segment_per_map: int | None = None  # None: every image (counts.segment_per_map)
     bootstrap: BootstrapOptions = field(default_factory=BootstrapOptions)
 
 
@@ -247,43 +248,188 @@ def bootstrap_scores(names: Sequence[str], *, features: np.ndarray | None = None
         if len(features) <= KID_BOOTSTRAP_MAX_IMAGES:
             reps["kid"] = kid_replicates(features, weights, reference)
     if matrices is not None:
-        stacked = np.stack([matrices[u] for u in units])
+        # a map none of whose images was segmented (counts.segment_per_map) adds no pixels
+        empty = np.zeros_like(next(iter(matrices.values()))) if matrices else None
+        stacked = np.stack([matrices.get(u, empty) for u in units])
         reps.update(segmentation_replicates(stacked, counts, miou_average))
     return summarize(reps, opts, units, estimates)
 
 
-def score_folder(entries: Sequence[ImageEntry], *, resolution: tuple[int, int], opts: ScoreOptions,
-                 reference: ReferenceStats | None = None, inception=None, segmenter=None,
-                 masks: Callable[[str], np.ndarray] | None = None, num_classes: int | None = None,
-                 ignore_index: int = 255, lpips_model=None) -> dict[str, Any]:
-    """Metrics of ``entries`` as one flat dict (NaN-free keys only for what was computed)."""
-    t0 = time.time()
-    row: dict[str, Any] = {"num_images": len(entries), "num_label_maps": len({e.name for e in entries}),
-                           "resolution": list(resolution)}
+@dataclass
+class ImageStatistics:
+    """What a set of images (one generation shard, or a whole setting) contributes to its scores,
+    merged across shards by concatenation (:meth:`merge`): nothing is averaged before the merge, so
+    merged scores equal those of one pass over every image.
+
+    ``features`` are the Inception pool features as the network returns them (float32; the scores
+    compute in float64 from them, as a single pass does), which FID, KID and their bootstrap
+    replicates need per image; ``matrices`` the confusion matrix of every segmented label map
+    (``matrix_names``), summed over that map's images, which mIoU / accuracy and their bootstrap
+    need per map; ``image_mious`` the per-image mIoUs of the ``nanmean`` rule.
+    """
+
+    names: list[str]  # the label map of every image, in the order of ``features``
+    resolution: tuple[int, int]
+    features: np.ndarray | None = None  # float32 [N, 2048]
+    matrix_names: list[str] = field(default_factory=list)
+    matrices: np.ndarray | None = None  # int64 [M, C, C], rows = ground truth
+    image_mious: list[float] = field(default_factory=list)
+    label_size: tuple[int, int] | None = None
+    segmented_images: int = 0
+    meta: dict = field(default_factory=dict)  # what the images were scored with (checked at the merge)
+    provenance: dict = field(default_factory=dict)  # inputs, versions, date (not compared at the merge)
+
+    FORMAT = "scpdiff-image-statistics/1"
+
+    @property
+    def segmented(self) -> bool:
+        return self.matrices is not None
+
+    def save(self, path) -> None:
+        arrays = {"names": np.array(self.names, dtype=str), "matrix_names": np.array(self.matrix_names, dtype=str),
+                  "image_mious": np.asarray(self.image_mious, dtype=np.float64),
+                  "info": np.array(json.dumps({
+                      "format": self.FORMAT, "resolution": list(self.resolution),
+                      "label_size": list(self.label_size) if self.label_size else None,
+                      "segmented_images": self.segmented_images, "meta": self.meta,
+                      "provenance": self.provenance}, sort_keys=True))}
+        if self.features is not None:
+            arrays["features"] = self.features
+        if self.matrices is not None:
+            arrays["matrices"] = self.matrices
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+
+    @classmethod
+    def load(cls, path) -> "ImageStatistics":
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                info = json.loads(str(z["info"]))
+                if info.get("format") != cls.FORMAT:
+                    raise ValueError(f"format {info.get('format')!r}, expected {cls.FORMAT!r}")
+                return cls(names=[str(n) for n in z["names"]], resolution=tuple(info["resolution"]),
+                           features=z["features"] if "features" in z else None,
+                           matrix_names=[str(n) for n in z["matrix_names"]],
+                           matrices=z["matrices"] if "matrices" in z else None,
+                           image_mious=[float(v) for v in z["image_mious"]],
+                           label_size=tuple(info["label_size"]) if info["label_size"] else None,
+                           segmented_images=int(info["segmented_images"]), meta=info["meta"],
+                           provenance=info.get("provenance") or {})
+        except (OSError, KeyError, ValueError) as exc:
+            raise InputError(f"{path}: not an image-statistics file of `scpdiff score --out X.npz` ({exc})") from exc
+
+    @classmethod
+    def merge(cls, parts: Sequence["ImageStatistics"], sources: Sequence[str] | None = None) -> "ImageStatistics":
+        """One setting's statistics from its shards' (in shard order); a label map segmented in
+        several shards has its matrices summed. Shards scored differently are refused."""
+        if not parts:
+            raise InputError("no image statistics to merge")
+        sources = list(sources or [f"part {i}" for i in range(len(parts))])
+        first = parts[0]
+        for part, src in zip(parts[1:], sources[1:]):
+            for what, a, b in (("resolution", part.resolution, first.resolution),
+                               ("label size", part.label_size, first.label_size),
+                               ("scoring", part.meta, first.meta),
+                               ("FID features", part.features is None, first.features is None),
+                               ("segmentation", part.segmented, first.segmented)):
+                if a != b:
+                    raise InputError(f"{src}: {what} {a!r} differs from {sources[0]}'s {b!r}; "
+                                     "the shards of one setting must be scored alike")
+        names = [n for p in parts for n in p.names]
+        seen: dict[str, int] = {}
+        stacked = []
+        if first.segmented:
+            for p in parts:
+                for name, m in zip(p.matrix_names, p.matrices):
+                    if name in seen:
+                        stacked[seen[name]] = stacked[seen[name]] + m
+                    else:
+                        seen[name] = len(stacked)
+                        stacked.append(m.astype(np.int64))
+        return cls(names=names, resolution=first.resolution,
+                   features=np.concatenate([p.features for p in parts]) if first.features is not None else None,
+                   matrix_names=list(seen), matrices=np.stack(stacked) if first.segmented and stacked else
+                   (np.zeros((0, 0, 0), np.int64) if first.segmented else None),
+                   image_mious=[v for p in parts for v in p.image_mious], label_size=first.label_size,
+                   segmented_images=sum(p.segmented_images for p in parts), meta=first.meta,
+                   provenance={**first.provenance, "images": [d for p in parts for d in p.provenance.get("images", [])],
+                               "statistics": sources})
+
+
+def segmented_entries(entries: Sequence[ImageEntry], per_map: int | None) -> list[bool]:
+    """Which images are segmented: every one, or the first ``per_map`` samples of each label map
+    (``{name}.png`` is sample 0, ``{name}_{r:02d}.png`` sample r; OASIS segments one image per
+    map). The choice depends on the file name alone, so every shard decides alike."""
+    if per_map is None:
+        return [True] * len(entries)
+    return [(e.sample or 0) < per_map for e in entries]
+
+
+def measure_images(entries: Sequence[ImageEntry], *, resolution: tuple[int, int], opts: ScoreOptions,
+                   inception=None, segmenter=None, masks: Callable[[str], np.ndarray] | None = None,
+                   num_classes: int | None = None, ignore_index: int = 255) -> ImageStatistics:
+    """The per-image Inception features and per-map confusion matrices of ``entries`` (one decode
+    of each image feeds both networks)."""
     use_fid = opts.fid and inception is not None
     use_seg = opts.segmentation and segmenter is not None and masks is not None
+    names = [e.name for e in entries]
+    stats = ImageStatistics(names=names, resolution=tuple(resolution))
+    if not (use_fid or use_seg):
+        return stats
     label_size = None
     if use_seg:
         label_size = tuple(segmenter.label_size) if getattr(segmenter, "label_size", None) else tuple(resolution)
         cm = ConfusionMatrix(num_classes or segmenter.num_classes, ignore_index)
     fid_resize = functools.partial(resize_for_inception, mode=opts.fid_resize) if use_fid else None
-    data = ScoringImages(entries, fid_resize=fid_resize, masks=masks if use_seg else None, label_size=label_size)
-    feats = []
-    names = [e.name for e in entries]
-    if use_fid or use_seg:
+    chosen = segmented_entries(entries, opts.segment_per_map) if use_seg else [False] * len(entries)
+    # segmented images first (with their masks), then the others (Inception only); features are put
+    # back in the entries' order
+    order = [i for i, c in enumerate(chosen) if c] + [i for i, c in enumerate(chosen) if not c]
+    passes = [([i for i in order if chosen[i]], True), ([i for i in order if not chosen[i]], False)]
+    feats: dict[int, np.ndarray] = {}
+    for positions, segment in passes:
+        if not positions or not (use_fid or segment):
+            continue
+        data = ScoringImages([entries[i] for i in positions], fid_resize=fid_resize,
+                             masks=masks if segment else None, label_size=label_size)
         loader = _loader(data, opts.batch_size, opts.workers, opts.device)
         done = 0
         for batch in _progress(loader, len(loader), "scoring"):
+            n = len(batch["image"])
             if use_fid:
-                feats.append(inception_features(inception, batch["fid"]).cpu().double().numpy())
-            if use_seg:
+                out = inception_features(inception, batch["fid"]).cpu().numpy()
+                feats.update(zip(positions[done:done + n], out))
+            if segment:
                 pred = segmenter.predict(batch["image"].to(opts.device))
-                cm.update(pred.cpu(), batch["mask"], keys=names[done:done + len(pred)])
-            done += len(batch["image"])
+                cm.update(pred.cpu(), batch["mask"], keys=[names[i] for i in positions[done:done + n]])
+            done += n
+    if use_fid:
+        stats.features = np.stack([feats[i] for i in range(len(entries))])
+    if use_seg:
+        stats.matrix_names = list(cm.by_key)
+        stats.matrices = (np.stack([cm.by_key[k].astype(np.int64) for k in stats.matrix_names]) if cm.by_key
+                          else np.zeros((0, cm.num_classes, cm.num_classes), np.int64))
+        stats.image_mious = list(cm.image_mious)
+        stats.label_size = label_size
+        stats.segmented_images = sum(chosen)
+        stats.meta["num_classes"], stats.meta["ignore_index"] = cm.num_classes, cm.ignore_index
+    stats.meta.update({"fid_resize": opts.fid_resize if use_fid else None, "segment_per_map": opts.segment_per_map})
+    return stats
+
+
+def scores_from_statistics(stats: ImageStatistics, *, opts: ScoreOptions,
+                           reference: ReferenceStats | None = None) -> dict[str, Any]:
+    """FID / KID, mIoU / accuracy and their bootstrap intervals over label maps from ``stats`` (one
+    pass's, or the merge of a setting's shards)."""
+    names = stats.names
+    row: dict[str, Any] = {"num_images": len(names), "num_label_maps": len(set(names)),
+                           "resolution": list(stats.resolution)}
+    use_fid, use_seg = stats.features is not None, stats.segmented
     if use_fid:
         if reference is None:
             raise ConfigError("FID needs reference statistics")
-        f = np.concatenate(feats)
+        f = stats.features.astype(np.float64)
         ref_feats = reference.features.astype(np.float64)
         ref_stats = GaussianStats.of(ref_feats)
         row["fid"] = frechet_distance(GaussianStats.of(f), ref_stats)
@@ -293,20 +439,40 @@ def score_folder(entries: Sequence[ImageEntry], *, resolution: tuple[int, int], 
         if opts.fid_infinity:
             row["fid_infinity"] = fid_infinity(f, ref_stats, seed=opts.seed)
     if use_seg:
+        num_classes = int(stats.meta["num_classes"])
+        cm = ConfusionMatrix(num_classes, int(stats.meta["ignore_index"]))
+        cm.matrix = stats.matrices.sum(0) if len(stats.matrices) else cm.matrix
+        cm.image_mious = list(stats.image_mious)
         row["miou"] = cm.miou(opts.miou_average)
         row["miou_average"] = opts.miou_average
         row["pixel_accuracy"] = cm.pixel_accuracy
         row["mean_class_accuracy"] = cm.mean_class_accuracy
-        row["label_size"] = list(label_size)
+        row["label_size"] = list(stats.label_size)
         row["class_iou"] = [None if not np.isfinite(v) else float(v) for v in cm.class_iou()]
+        row["segmented_images"] = stats.segmented_images
+        if opts.segment_per_map is not None:
+            row["segment_per_map"] = opts.segment_per_map
     if (use_fid or use_seg) and opts.bootstrap.resamples and len(set(names)) < 2:
         # without masks, {name}_{k:02d} files are samples of one map: nothing to resample
         row["bootstrap_skipped"] = f"one label map ({names[0]!r}); intervals need two or more"
     elif (use_fid or use_seg) and opts.bootstrap.resamples:
         row["bootstrap"] = bootstrap_scores(
             names, features=f if use_fid else None, reference=ref_feats if use_fid else None,
-            matrices=cm.by_key if use_seg else None, miou_average=opts.miou_average, opts=opts.bootstrap,
+            matrices=dict(zip(stats.matrix_names, stats.matrices)) if use_seg else None,
+            miou_average=opts.miou_average, opts=opts.bootstrap,
             estimates={k: row[k] for k in ("fid", "kid", "miou", "pixel_accuracy") if k in row})
+    return row
+
+
+def score_folder(entries: Sequence[ImageEntry], *, resolution: tuple[int, int], opts: ScoreOptions,
+                 reference: ReferenceStats | None = None, inception=None, segmenter=None,
+                 masks: Callable[[str], np.ndarray] | None = None, num_classes: int | None = None,
+                 ignore_index: int = 255, lpips_model=None) -> dict[str, Any]:
+    """Metrics of ``entries`` as one flat dict (NaN-free keys only for what was computed)."""
+    t0 = time.time()
+    stats = measure_images(entries, resolution=resolution, opts=opts, inception=inception, segmenter=segmenter,
+                           masks=masks, num_classes=num_classes, ignore_index=ignore_index)
+    row = scores_from_statistics(stats, opts=opts, reference=reference)
     if opts.diversity:
         if lpips_model is None:
             raise ConfigError("diversity needs the LPIPS model")
