@@ -36,7 +36,8 @@ def test_smoke_plan_matches_a_hand_count():
             "encode latents": 2 + 2,           # 16 reference / 8 + 16 val maps / 8
             "fit priors": 3 * (2 + 1),         # spatial, categorical, joint: 2 shards + 1 merge each
             "generate": 6 * 2 + 4 * 1 + 4 * 2,  # 6 FID settings x 2 shards + 4 diversity x 1 + 4 seed-1 x 2
-            "reference stats": 1, "reference rows": 3 + 3, "score FID/KID": 6 + 4, "segment": 0, "diversity": 4,
+            # one score job per generation shard (6 x 2 + 4 seed-1 x 2) and one merge per setting (6 + 4)
+            "reference stats": 1, "reference rows": 3 + 3, "score FID/KID": 20 + 6 + 4, "segment": 0, "diversity": 4,
             # metrics.csv, 5 metrics CSVs (tables 1-3, mu sweep, oracle), 3 tables, 3 plots
             "tables": 1 + 5 + 3 + 3}
     assert {k: r.jobs for k, r in rows.items()} == jobs
@@ -65,7 +66,7 @@ def test_toy_plan_matches_a_hand_count():
     assert rows["generate"].denoiser_evals == (150 * (3 * 20 + 3 * (17 + 11 + 20) + 5 + 10 + 15 + 20) + 24 * (20 + 3 * 17)
                                                + 150 * (20 + 3 * 17))
     assert rows["encode latents"].jobs == 4 + 1 and rows["encode latents"].images == 2000 + 200
-    assert rows["fit priors"].jobs == 3 * 5 and rows["score FID/KID"].jobs == 16 + 4
+    assert rows["fit priors"].jobs == 3 * 5 and rows["score FID/KID"].jobs == 2 * (16 + 4)  # 1 shard each + merges
     assert rows["fine-tune"].denoiser_evals == 600 * 16
 
 
@@ -80,7 +81,8 @@ def test_cityscapes_generation_counts_guidance_and_the_schedule_rounding():
     # plain ControlNet inference, 19 steps at every mu; guidance 4.0 -> 2 latents per step
     grid, oracle = 11 + 13 + 15 + 16 + 17 + 18 + 19 + 19 + 19, 2 + 6 + 10 + 14 + 18 + 19
     assert gen.denoiser_evals == 2 * (50_000 * (3 * grid + 9 * 19 + oracle) + 2_000 * (19 + 3 * 18))
-    assert rows["segment"].segmenter_passes == 42 * 50_000 * 6  # DRN: scale 1 + 5 MS scales
+    # DRN: scale 1 + 5 MS scales, on one image per val map (counts.segment_per_map 1, OASIS)
+    assert rows["segment"].segmenter_passes == 42 * 500 * 6
     assert rows["fine-tune"].images == 100_000 * 16
     assert rows["reference stats"].inception_passes == 500
 
@@ -184,9 +186,9 @@ def test_cli_prints_the_table_and_writes_the_csv(tmp_path, capsys):
                              "inception_passes", "flops", "gpu_hours", "disk_bytes", "note"]
     total = rows[-1]
     assert total["stage"] == "total"
-    # every job of the smoke DAG (tests/test_workflow_dryrun.py): 75 per benchmark + weights, the
+    # every job of the smoke DAG (tests/test_workflow_dryrun.py): 95 per benchmark + weights, the
     # 3 tables and the mu sweep over all benchmarks, all
-    assert int(total["jobs"]) == sum(int(r["jobs"]) for r in rows[:-1]) + 6 == 81
+    assert int(total["jobs"]) == sum(int(r["jobs"]) for r in rows[:-1]) + 6 == 101
     gpu = [r for r in rows[:-1] if r["device"] == "gpu"]
     assert float(total["gpu_hours"]) == pytest.approx(sum(float(r["flops"]) for r in gpu) / 50e12 / 3600, rel=1e-5)
     assert int(total["images"]) == 6 * 16 + 4 * 2 * 3 + 4 * 16  # images generated (seed 1 of Table 1 included)
@@ -215,6 +217,6 @@ def test_plan_jobs_equal_the_snakemake_dry_run(tmp_path):
     assert plan["generate"] == int(stats["generate"])
     assert plan["encode latents"] == int(stats["encode_latents"])
     assert plan["fit priors"] == int(stats["fit_prior"]) + int(stats["merge_priors"])
-    assert plan["score FID/KID"] == int(stats["score_fid"]) + int(stats["score_fid_seed"])
+    assert plan["score FID/KID"] == int(stats["score_shard"]) + int(stats["score_fid"]) + int(stats["score_fid_seed"])
     assert plan["diversity"] == int(stats["score_diversity"])
     assert plan["reference rows"] == int(stats["reference_images"]) + int(stats["score_reference"])

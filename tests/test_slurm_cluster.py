@@ -20,6 +20,7 @@ from collections import Counter
 from pathlib import Path
 
 import pandas as pd
+import yaml
 import pytest
 
 from conftest import REPO, write_smoke_config
@@ -241,8 +242,9 @@ def test_requeued_job_resumes_and_snakemake_waits_for_it(slurm_env, tmp_path):
     assert len(re.findall(r"has been submitted with SLURM jobid", log)) == 1
 
 
-def _rules_run(log: str) -> Counter:
-    return Counter(re.findall(r"^(?:local)?rule (\w+):$", log, flags=re.M))
+def _rules_run(log: str, grouped: bool = False) -> Counter:
+    """Jobs per rule in a Snakemake log; ``grouped``: also the jobs listed inside group jobs (indented)."""
+    return Counter(re.findall(r"^\s*(?:local)?rule (\w+):$" if grouped else r"^(?:local)?rule (\w+):$", log, flags=re.M))
 
 
 def _assert_same_results(local: Path, cluster: Path) -> int:
@@ -272,15 +274,21 @@ def test_smoke_dag_through_sbatch_equals_local_run(slurm_env, smoke_run, tmp_pat
     log = proc.stdout + proc.stderr
     (cluster_root / "snakemake.log").write_text(log)
 
-    # every job that is not a local rule went through sbatch, and SLURM completed it
-    ids = re.findall(r"has been submitted with SLURM jobid (\d+) \(log: \S*/slurm_logs/rule_(\w+)/", log)
-    submitted = Counter(rule for _, rule in ids)
-    expected = _rules_run(log) - Counter({"all": _rules_run(log)["all"]})
-    assert submitted == expected, (submitted, expected)
+    # every job that is not a local rule went through sbatch, alone or in a group job of the
+    # profile's `groups` (a group job runs its jobs on one allocation), and SLURM completed it
+    ids = re.findall(r"has been submitted with SLURM jobid (\d+) \(log: \S*/slurm_logs/(rule|group)_(\w+)/", log)
+    submitted = Counter(name for _, kind, name in ids if kind == "rule")
+    grouped_rules = {g.split("=")[0] for g in yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())["groups"]}
+    ran = _rules_run(log, grouped=True)
+    ran -= Counter({"all": ran["all"]})
+    assert submitted == Counter({r: n for r, n in ran.items() if r not in grouped_rules}), (submitted, ran)
+    group_jobs = [job for job, kind, _ in ids if kind == "group"]
+    grouped = sum(n for r, n in ran.items() if r in grouped_rules)
+    assert 0 < len(group_jobs) < grouped / 3, (len(group_jobs), grouped)  # far fewer queue waits than jobs
     # the same DAG ran (the local run may have found the metric weights already prepared)
-    assert expected - Counter({"weights": 1}) == local_rules - Counter({"all": local_rules["all"], "weights": 1})
+    assert ran - Counter({"weights": 1}) == local_rules - Counter({"all": local_rules["all"], "weights": 1})
     done = finished_jobs()
-    assert all(done[job]["JobState"] == "COMPLETED" for job, _ in ids)
+    assert all(done[job]["JobState"] == "COMPLETED" for job, _, _ in ids)
 
     _assert_same_results(local_root / "results" / "smoke", cluster_root / "results" / "smoke")
     # and every generated image is the same, pixel for pixel (each image's seed is its own)

@@ -68,6 +68,8 @@ def expected_jobs(bench) -> Counter:
         prepare_data=1, weights=1, ref_stats=1, train_controlnet=1,
         encode_latents=ref_shards + val_shards, fit_prior=ref_shards * len(fitted), merge_priors=len(fitted),
         generate=(len(settings) + n_seed) * gen_shards + n_div * div_shards, score_fid=len(settings), score_diversity=n_div,
+        # one score job per FID generation shard, merged per setting by score_fid / score_fid_seed
+        score_shard=(len(settings) + n_seed) * gen_shards,
         metrics=1, benchmark_table=3, plot_mu_sweep=1, plot_oracle=1, plot_samples=1,
         # one metrics CSV per report product: Tables 1-3, the mu sweep, the oracle figure
         collect_metrics=4 + bool(bench["mu"].get("oracle_grid")),
@@ -153,8 +155,8 @@ def test_dry_run_of_a_real_benchmark_on_fixture_paths(tmp_path, name, preset):
     assert f"--segmenter-checkpoint {tmp_path}/models/segmenter.pth" in out
     # the GPU stages ask for a GPU by the SLURM plugin's `gpu` resource, the CPU ones do not
     gpu_of = dict(re.findall(r"rule (\w+):\n(?:    .*\n)*?    resources: [^\n]*?gpu=(\d)", out))
-    assert gpu_of["train_controlnet"] == "1" and gpu_of["generate"] == "1" and gpu_of["score_fid"] == "1"
-    assert gpu_of["fit_prior"] == "0" and gpu_of["benchmark_table"] == "0"
+    assert gpu_of["train_controlnet"] == "1" and gpu_of["generate"] == "1" and gpu_of["score_shard"] == "1"
+    assert gpu_of["fit_prior"] == "0" and gpu_of["benchmark_table"] == "0" and gpu_of["score_fid"] == "0"
 
 
 @pytest.mark.slow

@@ -81,7 +81,12 @@ def digest(*keys):
 
     def _digest(wildcards):
         bench = BENCH[wildcards.bench]
-        blob = json.dumps({k: bench.get(k) for k in keys}, sort_keys=True, default=str)
+        values = {k: bench.get(k) for k in keys}
+        if values.get("counts"):
+            # the cost knobs reach their jobs as explicit options (--num-images, --segment-per-map):
+            # setting one reruns only the jobs it changes
+            values["counts"] = {k: v for k, v in values["counts"].items() if k not in settings.COST_KNOBS}
+        blob = json.dumps(values, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     return _digest
@@ -171,8 +176,12 @@ def num_val_latent_shards(b):
     return settings.num_val_latent_shards(BENCH[b])
 
 
-def num_generation_shards(b, purpose):
-    return settings.num_generation_shards(BENCH[b], purpose)
+def num_generation_shards(b, purpose, prior=None, mu=None):
+    return settings.num_generation_shards(BENCH[b], purpose, prior, mu)
+
+
+def generation_images(b, purpose, prior=None, mu=None):
+    return settings.generation_images(BENCH[b], purpose, prior, mu)
 
 
 def latent_shards(b, split):
@@ -193,8 +202,23 @@ def sample_dir(b, prior, mu, purpose):
 
 
 def sample_shards(b, prior, mu, purpose):
-    n = num_generation_shards(b, purpose)
+    n = num_generation_shards(b, purpose, prior, mu)
     return [f"{sample_dir(b, prior, mu, purpose)}/{s}" for s in shard_ids(n)]
+
+
+def shard_statistics(b, prior, mu, purpose):
+    """The per-shard score statistics of one setting (rule score_shard), merged by score_fid."""
+    n = num_generation_shards(b, purpose, prior, mu)
+    return [f"{WORK}/{b}/scores/{prior}/mu{mu}/{purpose}/{s}.npz" for s in shard_ids(n)]
+
+
+# Generated images outlive their scores per the benchmark's keep_images (generate.smk): `none` and
+# `grid` mark them temp(), so Snakemake deletes a shard once every job reading it (its shard score,
+# the samples grid, the user study) has finished, and a rerun does not regenerate it while those
+# outputs stand; `grid` keeps the first shard of every FID setting (the samples grid and the user
+# study read the first label maps).
+def benches_keeping(*modes):
+    return [b for b in BENCH if settings.keep_images(BENCH[b]) in modes]
 
 
 def score_file(b, prior, mu, purpose):
@@ -215,12 +239,22 @@ def weights_cache(wildcards, input):
 
 
 def fid_subset_option(wildcards):
-    """Fewer FID samples than validation label maps (a toy config), or label maps drawn with
-    replacement (protocol fid_masks, docs/protocol.md), score only the maps that have images."""
+    """Fewer FID samples than validation label maps (a toy config, a mu-sweep point), or label maps
+    drawn with replacement (protocol fid_masks, docs/protocol.md), score only the maps that have images."""
     bench = BENCH[wildcards.bench]
     num_val = bench["dataset"].get("num_val")
     drawn = bench.protocol["fid_masks"] == "with_replacement"
-    return "--allow-subset" if drawn or (num_val and bench["counts"]["fid_samples"] < num_val) else ""
+    # a setting's images (rules score_shard, score_fid*), else counts.fid_samples (the reference rows)
+    w = dict(wildcards.items())
+    purpose = w.get("purpose") or ("fid_seed" if "seed" in w else "fid")
+    images = generation_images(wildcards.bench, purpose, w.get("prior"), w.get("mu"))
+    return "--allow-subset" if drawn or (num_val and images < num_val) else ""
+
+
+def segment_option(wildcards):
+    """The benchmark's counts.segment_per_map (OASIS: one image per label map)."""
+    k = settings.segment_per_map(BENCH[wildcards.bench])
+    return f"--segment-per-map {k}" if k else ""
 
 
 def bootstrap_options(wildcards):
@@ -347,6 +381,10 @@ def generate_options(wildcards, input):
         opts.append(f"--repeats {counts['diversity_samples']} --maps {counts['diversity_maps']}")
     if wildcards.purpose.startswith("fid_seed"):
         opts.append(f"--seed {wildcards.purpose[len('fid_seed'):]}")
+    counts = BENCH[wildcards.bench]["counts"]
+    images = generation_images(wildcards.bench, wildcards.purpose, wildcards.prior, wildcards.mu)
+    if wildcards.purpose != "diversity" and images != counts["fid_samples"]:
+        opts.append(f"--num-images {images}")  # a mu-sweep / oracle point (counts.sweep_fid_samples)
     return " ".join(opts)
 
 

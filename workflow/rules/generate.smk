@@ -15,7 +15,7 @@ rule generate:
         bench=bench_yaml,
         options=generate_options,
         shard=lambda w: int(w.shard),
-        num_shards=lambda w: num_generation_shards(w.bench, w.purpose),
+        num_shards=lambda w: num_generation_shards(w.bench, w.purpose, w.prior, w.mu),
         settings=digest("prompt", "sampling", "counts", "prior_options", "protocol"),
     log:
         log_path("generate", "_{prior}_mu{mu}_{purpose}_{shard}"),
@@ -29,3 +29,25 @@ rule generate:
         " --controlnet {input.controlnet} --variant {wildcards.prior} {params.options}"
         " --mu {wildcards.mu} --split val --shard {params.shard} --num-shards {params.num_shards}"
         " --out {output} > {log} 2>&1"
+
+
+# keep_images (common.smk, benches_keeping): the same job with its images marked temp(), so they go
+# once every job reading them has finished; `grid` keeps the first shard of every FID setting.
+if benches_keeping("none", "grid"):
+
+    use rule generate as generate_discarded with:
+        output:
+            temp(directory(
+                f"{WORK}/{{bench,{'|'.join(benches_keeping('none', 'grid'))}}}/samples/{{prior}}/mu{{mu}}/{{purpose}}/{{shard}}"
+            )),
+
+    ruleorder: generate_discarded > generate
+
+
+if benches_keeping("grid"):
+
+    use rule generate as generate_kept with:
+        output:
+            directory(f"{WORK}/{{bench,{'|'.join(benches_keeping('grid'))}}}/samples/{{prior}}/mu{{mu}}/{{purpose,fid}}/{{shard,0000}}"),
+
+    ruleorder: generate_kept > generate_discarded

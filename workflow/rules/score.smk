@@ -46,47 +46,71 @@ rule ref_stats:
         " --out {output} > {log} 2>&1"
 
 
-rule score_fid:
+rule score_shard:
+    """One generation shard's mergeable statistics: Inception features and the confusion matrix of
+    each segmented label map (scpdiff.metrics.scoring.ImageStatistics). A shard score killed or
+    removed is redone alone."""
     input:
-        shards=lambda w: sample_shards(w.bench, w.prior, w.mu, "fid"),
-        ref=f"{WORK}/{{bench}}/fid_ref.npz",
+        shard=f"{WORK}/{{bench}}/samples/{{prior}}/mu{{mu}}/{{purpose}}/{{shard}}",
         segmenter=segmenter_checkpoint,
         weights=f"{CACHE}/weights/manifest.json",
     output:
-        f"{WORK}/{{bench}}/scores/{{prior}}/mu{{mu}}.json",
+        f"{WORK}/{{bench}}/scores/{{prior}}/mu{{mu}}/{{purpose,fid|fid_seed[0-9]+}}/{{shard}}.npz",
     params:
         cmd=SCPDIFF,
         bench=bench_yaml,
         cache=weights_cache,
-        subset=fid_subset_option,
         segmenter=lambda w, input: (
             f"--segmenter-checkpoint {input.segmenter}" if input.segmenter else ""
         ),
-        bootstrap=bootstrap_options,
-        settings=digest("uncertainty"),
+        segment=segment_option,
     log:
-        log_path("score", "_{prior}_mu{mu}"),
+        log_path("score", "_{prior}_mu{mu}_{purpose}_{shard}"),
     threads: threads_for("score")
     resources:
         **resources_for("score"),
     conda:
         ENV
     shell:
-        "{params.cmd} score --images {input.shards} --benchmark {params.bench} --split val"
-        " --ref-stats {input.ref} {params.segmenter} {params.subset} {params.bootstrap}"
-        " --cache {params.cache} --out {output} > {log} 2>&1"
+        # one shard covers some label maps only: the merge checks the setting's coverage
+        "{params.cmd} score --images {input.shard} --benchmark {params.bench} --split val --allow-subset"
+        " {params.segmenter} {params.segment} --cache {params.cache} --out {output} > {log} 2>&1"
+
+
+rule score_fid:
+    """FID/KID, mIoU/Acc and their bootstrap intervals of one setting from its shards' statistics:
+    the numbers of one pass over every image."""
+    input:
+        statistics=lambda w: shard_statistics(w.bench, w.prior, w.mu, "fid"),
+        ref=f"{WORK}/{{bench}}/fid_ref.npz",
+    output:
+        f"{WORK}/{{bench}}/scores/{{prior}}/mu{{mu}}.json",
+    params:
+        cmd=SCPDIFF,
+        bench=bench_yaml,
+        subset=fid_subset_option,
+        bootstrap=bootstrap_options,
+        settings=digest("uncertainty"),
+    log:
+        log_path("merge_scores", "_{prior}_mu{mu}"),
+    threads: 1
+    resources:
+        **resources_for("report"),
+    conda:
+        ENV
+    shell:
+        "{params.cmd} merge-scores --statistics {input.statistics} --benchmark {params.bench} --split val"
+        " --ref-stats {input.ref} {params.subset} {params.bootstrap} --out {output} > {log} 2>&1"
 
 
 use rule score_fid as score_fid_seed with:
     input:
-        shards=lambda w: sample_shards(w.bench, w.prior, w.mu, f"fid_seed{w.seed}"),
+        statistics=lambda w: shard_statistics(w.bench, w.prior, w.mu, f"fid_seed{w.seed}"),
         ref=f"{WORK}/{{bench}}/fid_ref.npz",
-        segmenter=segmenter_checkpoint,
-        weights=f"{CACHE}/weights/manifest.json",
     output:
         f"{WORK}/{{bench}}/scores/{{prior}}/mu{{mu}}_seed{{seed}}.json",
     log:
-        log_path("score", "_{prior}_mu{mu}_seed{seed}"),
+        log_path("merge_scores", "_{prior}_mu{mu}_seed{seed}"),
 
 
 rule reference_images:
@@ -114,6 +138,16 @@ rule reference_images:
         " --num {params.num} {params.base} --out {output} > {log} 2>&1"
 
 
+if benches_keeping("none", "grid"):
+
+    # keep_images none / grid: the reference folders go once their scores exist (as generate.smk)
+    use rule reference_images as reference_images_discarded with:
+        output:
+            temp(directory(f"{WORK}/{{bench,{'|'.join(benches_keeping('none', 'grid'))}}}/reference/{{ref}}")),
+
+    ruleorder: reference_images_discarded > reference_images
+
+
 rule score_reference:
     input:
         images=f"{WORK}/{{bench}}/reference/{{ref}}",
@@ -127,6 +161,7 @@ rule score_reference:
         bench=bench_yaml,
         cache=weights_cache,
         options=reference_options,
+        segment=segment_option,
         segmenter=lambda w, input: (
             f"--segmenter-checkpoint {input.segmenter}" if input.segmenter else ""
         ),
@@ -141,7 +176,7 @@ rule score_reference:
         ENV
     shell:
         "{params.cmd} score --images {input.images} --benchmark {params.bench} {params.options}"
-        " --ref-stats {input.ref} {params.segmenter} {params.bootstrap}"
+        " --ref-stats {input.ref} {params.segmenter} {params.segment} {params.bootstrap}"
         " --cache {params.cache} --out {output} > {log} 2>&1"
 
 

@@ -54,16 +54,46 @@ def num_val_latent_shards(bench: Mapping) -> int:
     return math.ceil(num_val / bench["counts"]["shard_size"]) if num_val else 1
 
 
-def generation_images(bench: Mapping, purpose: str) -> int:
-    """Images of one setting: ``counts.fid_samples`` (fid) or maps x samples (diversity)."""
+def table_settings(bench: Mapping) -> list[tuple[str, str]]:
+    """(prior, mu) pairs of Table 1: every compared prior at mu.table."""
+    return [(p, fmt_mu(bench["mu"]["table"])) for p in table_priors(bench)]
+
+
+# counts that change how many images a job makes or segments, not what an image is
+COST_KNOBS = ("sweep_fid_samples", "segment_per_map")
+
+
+def sweep_fid_samples(bench: Mapping) -> int:
+    """Images per mu-sweep (Fig. 8) and oracle-curve (Fig. 3) point: ``counts.sweep_fid_samples``,
+    by default ``counts.fid_samples``."""
+    counts = bench["counts"]
+    return int(counts.get("sweep_fid_samples") or counts["fid_samples"])
+
+
+def segment_per_map(bench: Mapping) -> int | None:
+    """Images segmented per label map (``counts.segment_per_map``; None: every image)."""
+    return bench["counts"].get("segment_per_map", 1)
+
+
+def keep_images(bench: Mapping) -> str:
+    """Which generated images outlive their scores: ``all``, ``grid`` (what the figures read) or ``none``."""
+    return bench.get("keep_images", "all")
+
+
+def generation_images(bench: Mapping, purpose: str, prior: str | None = None, mu=None) -> int:
+    """Images of one setting: maps x samples (diversity); ``counts.fid_samples`` for Table 1's
+    settings (and their further seeds), :func:`sweep_fid_samples` for the other FID settings (the
+    mu sweep and the oracle curve). Without (prior, mu): ``counts.fid_samples``."""
     counts = bench["counts"]
     if purpose == "diversity":
         return counts["diversity_maps"] * counts["diversity_samples"]
-    return counts["fid_samples"]
+    if prior is None or purpose != "fid" or (prior, fmt_mu(mu)) in table_settings(bench):
+        return counts["fid_samples"]
+    return sweep_fid_samples(bench)
 
 
-def num_generation_shards(bench: Mapping, purpose: str) -> int:
-    return math.ceil(generation_images(bench, purpose) / bench["counts"]["shard_size"])
+def num_generation_shards(bench: Mapping, purpose: str, prior: str | None = None, mu=None) -> int:
+    return math.ceil(generation_images(bench, purpose, prior, mu) / bench["counts"]["shard_size"])
 
 
 # The report products (workflow/rules/report.smk): the paper's tables, per benchmark and over all

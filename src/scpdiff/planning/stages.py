@@ -100,12 +100,12 @@ def _generation(bench, costs: ModelCosts, png_bytes: float) -> StageCost:
     purposes = [("fid", settings.fid_settings(bench)), ("diversity", settings.diversity_settings(bench))]
     maps = num_val_maps(bench)
     for purpose, pairs in purposes:
-        images = settings.generation_images(bench, purpose)
-        if purpose == "diversity" and maps:
-            # plan_items draws K samples of min(maps, L) label maps
-            images = min(bench["counts"]["diversity_maps"], maps) * bench["counts"]["diversity_samples"]
         for prior, mu in pairs:
-            row.jobs += settings.num_generation_shards(bench, purpose)
+            images = settings.generation_images(bench, purpose, prior, mu)
+            if purpose == "diversity" and maps:
+                # plan_items draws K samples of min(maps, L) label maps
+                images = min(bench["counts"]["diversity_maps"], maps) * bench["counts"]["diversity_samples"]
+            row.jobs += settings.num_generation_shards(bench, purpose, prior, mu)
             row.images += images
             row.denoiser_evals += images * steps_run(bench, prior, mu) * cfg
     seeds = settings.seed_settings(bench)  # Table 1's settings under the further sampling.seeds
@@ -115,12 +115,47 @@ def _generation(bench, costs: ModelCosts, png_bytes: float) -> StageCost:
         row.images += images
         row.denoiser_evals += images * steps_run(bench, prior, mu) * cfg
     row.flops = row.denoiser_evals * costs.denoiser_step + row.images * costs.vae_decode
-    row.disk_bytes = row.images * height * width * png_bytes
+    row.disk_bytes = kept_images(bench) * height * width * png_bytes
     row.note = (f"{len(purposes[0][1])} FID settings + {len(purposes[1][1])} diversity settings"
                 f" + {len(seeds)} Table 1 settings under further seeds; "
                 f"{steps} DDIM steps, steps run per (prior, mu) from sampling.schedule.start_plan "
-                f"({bench.protocol['start_rule']} rule); CFG x{cfg}")
+                f"({bench.protocol['start_rule']} rule); CFG x{cfg}; "
+                f"{settings.sweep_fid_samples(bench)} images per mu-sweep / oracle point (counts.sweep_fid_samples); "
+                f"disk: the PNGs kept (keep_images {settings.keep_images(bench)})")
     return row
+
+
+def fid_setting_images(bench) -> list[tuple[str, str, str, int]]:
+    """(prior, mu, purpose, images) of every setting scored for FID/mIoU (further seeds included)."""
+    out = [(p, m, "fid", settings.generation_images(bench, "fid", p, m)) for p, m in settings.fid_settings(bench)]
+    out += [(p, m, f"fid_seed{s}", settings.generation_images(bench, f"fid_seed{s}", p, m))
+            for p, m, s in settings.seed_settings(bench)]
+    return out
+
+
+def segmented_images(bench, images: int) -> int:
+    """Images of a setting the segmenter sees: the first ``counts.segment_per_map`` samples of each
+    label map (images are drawn map by map, so the first k x L images; every image when unset)."""
+    per_map, maps = settings.segment_per_map(bench), num_val_maps(bench)
+    return images if per_map is None or not maps else min(images, per_map * maps)
+
+
+def kept_images(bench) -> int:
+    """Generated images on disk after the run (``keep_images``): every one, the first shard of each
+    FID setting (``grid``), or none."""
+    keep = settings.keep_images(bench)
+    if keep == "none":
+        return 0
+    size = int(bench["counts"]["shard_size"])
+    fid = fid_setting_images(bench)
+    if keep == "grid":
+        return sum(min(n, size) for p, m, purpose, n in fid if purpose == "fid")
+    div = settings.diversity_settings(bench)
+    maps = num_val_maps(bench)
+    per_div = settings.generation_images(bench, "diversity")
+    if maps:
+        per_div = min(bench["counts"]["diversity_maps"], maps) * bench["counts"]["diversity_samples"]
+    return sum(n for *_, n in fid) + len(div) * per_div
 
 
 def plan_benchmark(bench, costs: ModelCosts, rate: Throughput, png_bytes: float = PNG_BYTES_PER_PIXEL) -> list[StageCost]:
@@ -185,8 +220,10 @@ def plan_benchmark(bench, costs: ModelCosts, rate: Throughput, png_bytes: float 
     rows.append(StageCost(name, "reference stats", jobs=1, images=maps, inception_passes=maps,
                           flops=maps * costs.inception, disk_bytes=2 * 2048 * 2048 * 8.0,
                           note="Inception features of the real val images (mean + covariance, float64)"))
-    fid = settings.fid_settings(bench) + settings.seed_settings(bench)
-    fid_images = len(fid) * int(counts["fid_samples"])
+    fid = fid_setting_images(bench)
+    fid_images = sum(n for *_, n in fid)
+    shards = sum(settings.num_generation_shards(bench, purpose, p, m) for p, m, purpose, _ in fid)
+    seg_images = sum(segmented_images(bench, n) for *_, n in fid)
     # Table 1's reference rows: real val (segmented only), real train (Inception only), VAE reconstructions (both)
     n_ref = int(counts["fid_samples"])
     val_ref = min(n_ref, maps) if maps else n_ref
@@ -198,12 +235,17 @@ def plan_benchmark(bench, costs: ModelCosts, rate: Throughput, png_bytes: float 
                           flops=(train_ref + val_ref) * costs.inception + val_ref * (costs.vae_encode + costs.vae_decode),
                           note="real val images (mIoU/Acc ceiling), real train images (FID/KID floor), VAE "
                                "reconstructions; written and scored like a setting"))
-    rows.append(StageCost(name, "score FID/KID", jobs=len(fid), images=fid_images, inception_passes=fid_images,
-                          flops=fid_images * costs.inception,
-                          note=f"one job per FID setting ({len(fid)}, further seeds included); KID from the same "
-                               "features; segmentation runs in these jobs"))
-    rows.append(StageCost(name, "segment", images=fid_images, segmenter_passes=fid_images * per_image,
-                          note=f"{bench['segmenter']['kind']}: {per_image} scale(s) per image; inside the score jobs; FLOPs not counted"))
+    feature_bytes = 2048 * 4.0  # float32 Inception features per image in the shard statistics
+    rows.append(StageCost(name, "score FID/KID", jobs=shards + len(fid), images=fid_images, inception_passes=fid_images,
+                          flops=fid_images * costs.inception, disk_bytes=fid_images * feature_bytes,
+                          note=f"one job per generation shard ({shards}: features + per-map confusion matrices) "
+                               f"and one merge per FID setting ({len(fid)}, further seeds included; FID/KID, "
+                               "mIoU/Acc, bootstrap); segmentation runs in the shard jobs"))
+    per_map = settings.segment_per_map(bench)
+    rows.append(StageCost(name, "segment", images=seg_images, segmenter_passes=seg_images * per_image,
+                          note=f"{bench['segmenter']['kind']}: {per_image} scale(s) per image; "
+                               + (f"{per_map} image(s) per label map (counts.segment_per_map)" if per_map else "every image")
+                               + "; inside the shard score jobs; FLOPs not counted"))
     div = settings.diversity_settings(bench)
     k = int(counts["diversity_samples"])
     div_maps = min(int(counts["diversity_maps"]), maps) if maps else int(counts["diversity_maps"])
