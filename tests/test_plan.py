@@ -220,3 +220,33 @@ def test_plan_jobs_equal_the_snakemake_dry_run(tmp_path):
     assert plan["score FID/KID"] == int(stats["score_shard"]) + int(stats["score_fid"]) + int(stats["score_fid_seed"])
     assert plan["diversity"] == int(stats["score_diversity"])
     assert plan["reference rows"] == int(stats["reference_images"]) + int(stats["score_reference"])
+
+
+def test_scoring_hours_from_a_measured_scoring_csv(tmp_path):
+    """tools/speed/score.py rows (images/s per stage on a device) give the scoring rows their hours."""
+    (tmp_path / "score-cpu.csv").write_text(
+        "stage,images_per_s,device,segmenter,resolution\n"
+        "fid_features,4.0,cpu,,64x128\nfid_features,2.0,cpu,,64x128\n"  # the faster row counts
+        "segmentation,0.5,cpu,toy,64x128\nsegmentation,9.0,cpu,drn_d_105,64x128\nlpips,60.0,cpu,,64x128\n")
+    rows, _ = plan_rows([load_benchmark("smoke")], tflops=1.0, speed_dir=tmp_path, scoring_device="cpu")
+    by = {r.stage: r for r in rows}
+    # smoke: 10 FID settings x 16 images; one image per map of 16 (toy segmenter); 4 x 2 maps x 3 pairs
+    assert by["score FID/KID"].gpu_hours == pytest.approx(160 / 4.0 / 3600)
+    assert by["segment"].gpu_hours == pytest.approx(160 / 0.5 / 3600)
+    assert by["diversity"].gpu_hours == pytest.approx(4 * 2 * 3 / 60.0 / 3600)
+    with pytest.raises(Exception, match="no measured scoring speed"):
+        plan_rows([load_benchmark("smoke")], tflops=1.0, speed_dir=tmp_path, scoring_device="h100")
+
+
+def test_cost_knobs_change_the_plan_as_they_change_the_dag():
+    """counts.sweep_fid_samples, counts.segment_per_map and keep_images, by hand on the smoke config."""
+    bench = load_benchmark("smoke")
+    bench["counts"].update(sweep_fid_samples=8, segment_per_map=1)
+    bench["keep_images"] = "none"
+    rows = by_stage(bench)
+    # Table 1's 4 settings keep 16 images (2 shards), the oracle and normal@1 points get 8 (1 shard)
+    assert rows["generate"].jobs == 4 * 2 + 2 * 1 + 4 * 1 + 4 * 2
+    assert rows["generate"].images == 4 * 16 + 2 * 8 + 4 * 2 * 3 + 4 * 16 and rows["generate"].disk_bytes == 0
+    assert rows["score FID/KID"].jobs == (4 * 2 + 2 * 1 + 4 * 2) + 10
+    bench["keep_images"] = "grid"  # the first shard (8 images) of each of the 6 FID settings
+    assert by_stage(bench)["generate"].disk_bytes == pytest.approx(6 * 8 * 64 * 128 * 1.4)

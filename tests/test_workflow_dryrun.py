@@ -399,3 +399,27 @@ def test_a_perceptual_vae_term_brings_the_lpips_weights(tmp_path):
                                       "overrides": {"smoke": {"training": {"vae": {"perceptual_weight": 1.0}}}}})
     vae = next(line for line in out.splitlines() if line.startswith("scpdiff train-vae"))
     assert "--cache .cache/scpdiff" in vae
+
+
+def test_cost_knobs_reach_the_jobs_and_the_plan_counts_them(tmp_path):
+    """counts.sweep_fid_samples makes the mu-sweep / oracle points smaller (--num-images, fewer shards),
+    counts.segment_per_map reaches every shard score, keep_images: none runs generation through the
+    temp() rule; the plan counts the same jobs."""
+    from scpdiff.config.workflow import resolve_benchmark
+    from scpdiff.planning.report import plan_rows
+
+    overrides = {"smoke": {"counts": {"sweep_fid_samples": 8, "segment_per_map": 2}, "keep_images": "none"}}
+    counts, out = dry_run(tmp_path, {"benchmarks": ["smoke"], "overrides": overrides})
+    # the oracle and normal@1 points: 8 images in one shard; Table 1's settings keep 16 in two
+    assert re.search(r"--variant oracle .*--num-images 8 .*--num-shards 1 ", out)
+    assert re.search(r"--variant joint .*--mu 0\.85 --split val --shard 1 --num-shards 2 ", out)
+    assert "--num-images" not in next(line for line in out.splitlines() if "--variant joint " in line)
+    shard_scores = [line for line in out.splitlines() if line.startswith("scpdiff score ") and ".npz >" in line]
+    assert len(shard_scores) == counts["score_shard"] and all("--segment-per-map 2" in line for line in shard_scores)
+    assert counts["generate_discarded"] == 4 * 2 + 2 + 4 + 4 * 2 and "generate" not in counts
+    assert counts["reference_images_discarded"] == 3
+    rows, _ = plan_rows([resolve_benchmark("smoke", overrides)], tflops=1.0)
+    plan = {r.stage: r.jobs for r in rows}
+    assert plan["generate"] == counts["generate_discarded"]
+    assert plan["score FID/KID"] == counts["score_shard"] + counts["score_fid"] + counts["score_fid_seed"]
+    assert plan["total"] == sum(counts.values())

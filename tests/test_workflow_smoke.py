@@ -269,3 +269,47 @@ def test_a_deleted_shard_is_redone_only_when_named(smoke_run):
     assert score_target in _dry_run_jobs(workdir, score_target)
     _run(workdir, "--cores", "2", score_target)
     assert "Nothing to be done" in (r := _run(workdir, "-n", "--cores", "1", score_target)).stdout + r.stderr
+
+
+def test_a_removed_shard_score_is_redone_alone(smoke_run):
+    """Scoring is per generation shard: a lost shard score is recomputed from its images alone, and
+    only the setting's merge (and what reads it) follows."""
+    workdir = smoke_run
+    scores = workdir / "work" / "smoke" / "scores" / "joint" / "mu0.85" / "fid"
+    lost, kept = scores / "0001.npz", scores / "0000.npz"
+    before = kept.stat().st_mtime_ns
+    lost.unlink()
+    res = _run(workdir, "--cores", "2")
+    log = res.stdout + res.stderr
+    ran = re.findall(r"^rule (\w+):$", log, flags=re.M)
+    assert ran.count("score_shard") == 1 and "generate" not in ran and ran.count("score_fid") == 1, ran
+    assert f"output: {lost.relative_to(workdir)}" in log
+    assert lost.is_file() and kept.stat().st_mtime_ns == before
+    assert "Nothing to be done" in (r := _run(workdir, "-n", "--cores", "1")).stdout + r.stderr
+
+
+def test_keep_images_none_leaves_no_sample_image_and_every_table(smoke_run, tmp_path):
+    """keep_images: none marks the images temp(): each shard goes once every job reading it (its
+    shard score, the samples grid) has finished, the tables are complete, and a later run does not
+    want the images back."""
+    import shutil
+
+    import yaml
+
+    workdir = tmp_path / "run"
+    shutil.copytree(smoke_run, workdir, symlinks=True, ignore=shutil.ignore_patterns("snakemake.log"))
+    config = yaml.safe_load((workdir / "wf_config.yaml").read_text())
+    config["overrides"] = {"smoke": {"keep_images": "none"}}
+    (workdir / "wf_config.yaml").write_text(yaml.safe_dump(config))
+    results = workdir / "results" / "smoke"
+    before = {p.name: p.stat().st_mtime_ns for p in results.iterdir()}
+    # the images' readers run again (a fresh run would run them anyway); the scores, tables and plots follow
+    _run(workdir, "--cores", "2", "--forcerun", "score_shard", "score_reference", "score_diversity", "plot_samples")
+    images = [p for folder in ("samples", "reference") for p in (workdir / "work" / "smoke" / folder).rglob("*.png")]
+    assert images == []
+    assert not any((workdir / "work" / "smoke" / "samples").rglob("0000"))
+    for name, mtime in before.items():
+        assert (results / name).stat().st_size > 0 and (results / name).stat().st_mtime_ns > mtime, name
+    metrics = pd.read_csv(results / "metrics.csv")
+    assert metrics[["fid", "miou"]].notna().any().all() and len(metrics) == len(pd.read_csv(smoke_run / "results" / "smoke" / "metrics.csv"))
+    assert "Nothing to be done" in (r := _run(workdir, "-n", "--cores", "1")).stdout + r.stderr

@@ -22,7 +22,7 @@ from ..errors import ConfigError
 from ..utils.files import write_text_atomic
 from .model_costs import model_costs
 from .stages import PNG_BYTES_PER_PIXEL, StageCost, image_flops, plan_benchmark
-from .throughput import SPEED_DIR, choose
+from .throughput import SPEED_DIR, choose, scoring_rates
 
 COLUMNS = ["benchmark", "stage", "device", "jobs", "images", "denoiser_evals", "segmenter_passes",
            "inception_passes", "flops", "gpu_hours", "disk_bytes", "note"]
@@ -59,14 +59,22 @@ def total_row(rows: list[StageCost]) -> StageCost:
 
 
 def plan_rows(benches: list[Benchmark], gpu: str | None = None, tflops: float | None = None, utilisation: float = 1.0,
-              png_bytes: float = PNG_BYTES_PER_PIXEL, speed_dir=SPEED_DIR) -> tuple[list[StageCost], list[str]]:
-    """(rows incl. the total, one line per benchmark saying what its FLOPs and rate rest on)."""
+              png_bytes: float = PNG_BYTES_PER_PIXEL, speed_dir=SPEED_DIR,
+              scoring_device: str | None = None) -> tuple[list[StageCost], list[str]]:
+    """(rows incl. the total, one line per benchmark saying what its FLOPs and rate rest on);
+    ``scoring_device``: the scoring rows' hours from that device's measured scoring speed."""
+    scoring = None
+    if scoring_device:
+        scoring = scoring_rates(scoring_device, speed_dir)
+        if scoring is None:
+            raise ConfigError(f"no measured scoring speed for device {scoring_device!r} in {speed_dir}/*.csv "
+                              "(run tools/speed/score.py there)")
     rows, basis = [], []
     for bench in benches:
         costs = model_costs(bench)
         rate = choose(gpu, tflops, utilisation, bench.resolution,
                       lambda: image_flops(bench, costs, bench["mu"]["table"]), speed_dir)
-        rows += plan_benchmark(bench, costs, rate, png_bytes)
+        rows += plan_benchmark(bench, costs, rate, png_bytes, scoring)
         basis.append(f"{bench.name}: FLOPs from {costs.source}: UNet+ControlNet step {costs.denoiser_step / 1e12:.4g} TFLOP, "
                      f"VAE decode {costs.vae_decode / 1e12:.4g} TFLOP; GPU rate {rate.tflops:.4g} TFLOPS ({rate.basis}); "
                      f"PNG {png_bytes:g} bytes/pixel")
@@ -105,9 +113,10 @@ def to_csv(rows: list[StageCost]) -> str:
 
 def plan_study(benchmarks: list[str] | None = None, configfile: str | os.PathLike | None = None, gpu: str | None = None,
                tflops: float | None = None, utilisation: float = 1.0, out: str | os.PathLike | None = None,
-               png_bytes: float = PNG_BYTES_PER_PIXEL, speed_dir=SPEED_DIR) -> str:
+               png_bytes: float = PNG_BYTES_PER_PIXEL, speed_dir=SPEED_DIR, scoring_device: str | None = None) -> str:
     """The whole ``scpdiff plan``: resolve, count, write ``out`` (CSV, atomically), return the printout."""
-    rows, basis = plan_rows(load_benchmarks(configfile, benchmarks), gpu, tflops, utilisation, png_bytes, speed_dir)
+    rows, basis = plan_rows(load_benchmarks(configfile, benchmarks), gpu, tflops, utilisation, png_bytes, speed_dir,
+                            scoring_device)
     if out is not None:
         write_text_atomic(out, to_csv(rows))
     text = format_table(rows) + "\n\n" + "\n".join(basis)

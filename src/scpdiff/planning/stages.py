@@ -25,7 +25,7 @@ from ..config import settings
 from ..priors import get_prior_class
 from ..sampling.schedule import start_plan
 from .model_costs import ModelCosts
-from .throughput import Throughput
+from .throughput import ScoringRates, Throughput
 
 PNG_BYTES_PER_PIXEL = 1.4
 TRAIN_FLOPS_PER_FORWARD = 3  # forward + backward (2x forward)
@@ -158,8 +158,10 @@ def kept_images(bench) -> int:
     return sum(n for *_, n in fid) + len(div) * per_div
 
 
-def plan_benchmark(bench, costs: ModelCosts, rate: Throughput, png_bytes: float = PNG_BYTES_PER_PIXEL) -> list[StageCost]:
-    """The rows of one benchmark, in pipeline order (module doc)."""
+def plan_benchmark(bench, costs: ModelCosts, rate: Throughput, png_bytes: float = PNG_BYTES_PER_PIXEL,
+                   scoring: ScoringRates | None = None) -> list[StageCost]:
+    """The rows of one benchmark, in pipeline order (module doc); with ``scoring`` (measured scoring
+    speeds), the score, segmentation and diversity rows' hours come from those rates instead."""
     name = bench.name
     counts = bench["counts"]
     height, width = bench.resolution
@@ -256,4 +258,14 @@ def plan_benchmark(bench, costs: ModelCosts, rate: Throughput, png_bytes: float 
     for row in rows:
         if row.device == "gpu":
             row.gpu_hours = rate.gpu_hours(row.flops)
+    if scoring is not None:
+        by_stage = {r.stage: r for r in rows}
+        measured = {"score FID/KID": ("fid_features", by_stage["score FID/KID"].inception_passes),
+                    "segment": (f"segmentation:{bench['segmenter']['kind']}", by_stage["segment"].images),
+                    "diversity": ("lpips", len(div) * div_maps * k * (k - 1) // 2)}
+        for stage, (key, count) in measured.items():
+            hours = scoring.hours(key, count)
+            if hours is not None:
+                by_stage[stage].gpu_hours = hours
+                by_stage[stage].note += f"; hours at {scoring.rates[key]:.4g}/s ({key}, {scoring.basis})"
     return rows

@@ -91,3 +91,39 @@ def choose(gpu: str | None, tflops: float | None, utilisation: float,
         raise ConfigError(f"no measured generation speed for GPU {gpu!r} in {speed_dir}/*.csv "
                           f"(run tools/speed/generate.py there, or pass --tflops, or --gpu {PAPER_A100})")
     return found
+
+
+@dataclass(frozen=True)
+class ScoringRates:
+    """Measured scoring speed on one device (``tools/speed/score.py`` CSVs): images/s of the
+    Inception features and of each segmenter at its protocol scales, LPIPS pairs/s."""
+
+    rates: dict  # "fid_features", "segmentation:<kind>", "lpips" -> per second
+    basis: str
+
+    def hours(self, stage: str, count: float) -> float | None:
+        rate = self.rates.get(stage)
+        return None if not rate else float(count) / rate / 3600.0
+
+
+def scoring_rates(device: str, speed_dir: str | Path = SPEED_DIR) -> ScoringRates | None:
+    """The fastest rows per scoring stage whose ``device`` contains ``device`` in the score speed
+    CSVs of ``speed_dir`` (rows with random segmenter weights count: speed does not depend on them)."""
+    rates: dict[str, float] = {}
+    sources: set[str] = set()
+    for path in sorted(Path(speed_dir).glob("*.csv")):
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            if not {"stage", "images_per_s", "device"} <= set(reader.fieldnames or ()):
+                continue  # another tool's CSV
+            for row in reader:
+                if device.lower() not in row["device"].lower() or not row["images_per_s"]:
+                    continue
+                key = row["stage"] + (f":{row['segmenter']}" if row["stage"] == "segmentation" else "")
+                value = float(row["images_per_s"])
+                if value > rates.get(key, 0.0):
+                    rates[key] = value
+                    sources.add(f"{path.name} ({row.get('resolution')})")
+    if not rates:
+        return None
+    return ScoringRates(rates, f"scoring measured on {device!r} in " + ", ".join(sorted(sources)))
