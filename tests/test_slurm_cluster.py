@@ -269,7 +269,9 @@ def test_smoke_dag_through_sbatch_equals_local_run(slurm_env, smoke_run, tmp_pat
 
     cluster_root = tmp_path / "slurm"
     write_smoke_config(cluster_root, str(cluster_root / "cache"))
-    proc = snakemake(["-s", str(REPO / "Snakefile"), "-d", str(cluster_root),
+    # the profile's job groups, with every score component of this tiny study in one job (docs/slurm.md)
+    grouping = ["--group-components", "score=50", "fit=10", "report=20"]
+    proc = snakemake(["-s", str(REPO / "Snakefile"), "-d", str(cluster_root), *grouping,
                       "--configfile", str(cluster_root / "wf_config.yaml")], cluster_root, slurm_env, timeout=5400)
     log = proc.stdout + proc.stderr
     (cluster_root / "snakemake.log").write_text(log)

@@ -318,6 +318,9 @@ STAGE_RESOURCES = {
     "generate": dict(threads=4, mem_mb=32000, runtime=240, gpu=1),
     "ref_stats": dict(threads=4, mem_mb=16000, runtime=60, gpu=1),
     "score": dict(threads=4, mem_mb=32000, runtime=120, gpu=1),
+    # one generation shard (shard_size images; the segmenter on segment_per_map of them per map):
+    # minutes, so a grouped setting's shards fit one allocation (profiles/slurm)
+    "score_shard": dict(threads=4, mem_mb=16000, runtime=10, gpu=1),
     "report": dict(threads=1, mem_mb=4000, runtime=15, gpu=0),
 }
 # toy jobs are small: one thread each lets two of them (mostly Python start-up) share two cores

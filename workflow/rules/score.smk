@@ -66,9 +66,9 @@ rule score_shard:
         segment=segment_option,
     log:
         log_path("score", "_{prior}_mu{mu}_{purpose}_{shard}"),
-    threads: threads_for("score")
+    threads: threads_for("score_shard")
     resources:
-        **resources_for("score"),
+        **resources_for("score_shard"),
     conda:
         ENV
     shell:
