@@ -19,12 +19,17 @@ def user_study_dir(b):
     return f"{WORK}/{b}/user_study"
 
 
+def _method_setting(item):
+    """(prior, mu) of a `[LABEL=]PRIOR:MU` method."""
+    prior, mu = item.rpartition("=")[2].split(":")
+    return prior, fmt_mu(mu)
+
+
 def user_study_inputs(wildcards):
     b = wildcards.bench
     shards = []
     for item in user_study_methods(b):
-        prior, mu = item.rpartition("=")[2].split(":")
-        shards += sample_shards(b, prior, fmt_mu(mu), "fid")
+        shards += sample_shards(b, *_method_setting(item), "fid")
     return {"index": data_index(wildcards), "shards": shards}
 
 
@@ -35,8 +40,10 @@ def user_study_options(wildcards):
     images = (cfg.get("images") or {}).get(b) or {}
     if images:
         opts += ["--images", *(shlex.quote(f"{label}={folder}") for label, folder in images.items())]
-    # the paper ranks 500 groups; a small benchmark generates fewer label maps than that
-    groups = cfg.get("groups") or min(500, BENCH[b]["counts"]["fid_samples"])
+    # the paper ranks 500 groups; a small benchmark (or a mu-sweep point of counts.sweep_fid_samples)
+    # generates fewer label maps than that
+    images = [generation_images(b, "fid", *_method_setting(item)) for item in user_study_methods(b)]
+    groups = cfg.get("groups") or min([500, *images])
     opts += ["--groups", str(groups), "--seed", str(cfg.get("seed", 0))]
     return " ".join(opts)
 
