@@ -240,6 +240,8 @@ def test_official_preset_of_each_real_benchmark_is_the_issue_table(name):
     assert (p["condition_colours"], p["condition_resize"]) == ("official_colour_maps", "bilinear_antialias")
     assert (p["training_mixed_precision"], p["training_weight_decay"], p["training_grad_clip"]) == ("no", 0.01, None)
     assert bench["counts"]["reference"] == 10000
+    # Table 1 at the script's D = 799 (scripts/noise_prior_inference.sh:2): the settings read it
+    assert p["table_mu"] == 0.8 and bench["mu"]["table"] == 0.8
     # defects stay off
     assert p["label_resize"] == "nearest" and p["cityscapes_split_walk"] is False
 
@@ -284,6 +286,7 @@ def test_training_knobs_reach_the_controlnet_config(tmp_path):
     ({"start_rule": "sideways"}, "protocol/start_rule: 'sideways' is not one of ['official', 'grid_tail']"),
     ({"preset": "mine"}, "protocol/preset: 'mine' is not one of ['official', 'paper']"),
     ({"ddim_steps": 0}, "protocol/ddim_steps: 0 is less than the minimum of 1"),
+    ({"table_mu": 1.5}, "protocol/table_mu: 1.5 is greater than the maximum of 1"),
 ])
 def test_unknown_knob_or_value_names_the_key_and_the_file(tmp_path, protocol, message):
     path = tmp_path / "bad.yaml"
@@ -291,6 +294,48 @@ def test_unknown_knob_or_value_names_the_key_and_the_file(tmp_path, protocol, me
     with pytest.raises(ConfigError) as exc:
         load_benchmark(path)
     assert message in str(exc.value) and str(path) in str(exc.value)
+
+
+def test_table_mu_from_the_preset_or_the_benchmarks_mu_table(tmp_path):
+    from scpdiff.config import settings
+
+    paper = tmp_path / "paper.yaml"
+    paper.write_text(yaml.safe_dump({"extends": "cityscapes", "name": "paper", "protocol": {"preset": "paper"}}))
+    bench = load_benchmark(paper)
+    assert bench.protocol["table_mu"] == 0.85 and bench.protocol.sources["table_mu"] == "preset paper"
+    # Tables 1-3 (and the further seeds) run at the resolved value
+    assert {m for _, m in settings.diversity_settings(bench)} == {"0.85"}
+    # the older spelling mu.table is the knob, its source the file that wrote it
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(yaml.safe_dump({"extends": "cityscapes", "name": "mine", "mu": {"table": 0.7}}))
+    bench = load_benchmark(mine)
+    assert (bench.protocol["table_mu"], bench["mu"]["table"]) == (0.7, 0.7)
+    assert bench.protocol.sources["table_mu"] == f"benchmark file {mine}"
+    assert {m for _, m, _ in settings.seed_settings(bench)} <= {"0.7"}
+    same = tmp_path / "same.yaml"
+    same.write_text(yaml.safe_dump({"extends": "cityscapes", "name": "same", "mu": {"table": 0.8},
+                                    "protocol": {"table_mu": 0.8}}))
+    assert load_benchmark(same).protocol["table_mu"] == 0.8
+    both = tmp_path / "both.yaml"
+    both.write_text(yaml.safe_dump({"extends": "cityscapes", "name": "both", "mu": {"table": 0.85},
+                                    "protocol": {"table_mu": 0.8}}))
+    with pytest.raises(ConfigError, match=r"mu.table \(0.85\) and protocol/table_mu \(0.8\) disagree") as exc:
+        load_benchmark(both)
+    assert str(both) in str(exc.value)
+
+
+def test_normal_prior_generated_once_under_the_controlnet_start():
+    from scpdiff.config import settings
+
+    bench = load_benchmark("toy")  # paper preset: normal_prior_start controlnet; grid 0.55, 0.85, 1
+    rows = settings.fid_settings(bench)
+    assert ("normal", "0.55") in rows and ("normal", "0.85") in rows
+    made = settings.generated_settings(bench, rows)
+    assert [s for s in made if s[0] == "normal"] == [("normal", "1")]
+    assert len(made) == len(rows) - 2  # normal@0.85 and normal@0.55 read normal@1
+    assert settings.generated_settings(bench, settings.seed_settings(bench))[0] == ("normal", "1", 1)
+    bench["protocol"]["normal_prior_start"] = "mu"
+    assert settings.generated_settings(bench, rows) == rows
 
 
 def test_protocol_command_prints_every_knob_with_its_source(tmp_path, capsys):

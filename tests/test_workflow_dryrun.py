@@ -59,6 +59,9 @@ def expected_jobs(bench) -> Counter:
     settings = {(p, m) for p in bench["priors"] for m in mus}
     if bench["mu"].get("oracle_grid"):
         settings |= {("oracle", m) for m in bench["mu"]["oracle_grid"]} | {("normal", 1.0)}
+    if bench["protocol"]["normal_prior_start"] == "controlnet":
+        # plain ControlNet inference ignores mu: the normal prior is generated and scored once (mu = 1)
+        settings = {(p, 1.0 if p == "normal" else m) for p, m in settings}
     gen_shards = math.ceil(c["fid_samples"] / c["shard_size"])
     div_shards = math.ceil(c["diversity_maps"] * c["diversity_samples"] / c["shard_size"])
     n_div = len([p for p in bench["priors"] if p != "oracle"])

@@ -131,6 +131,10 @@ def fid_settings(b):
     return settings.fid_settings(BENCH[b])
 
 
+def sample_mu(b, prior, mu):
+    return settings.sample_mu(BENCH[b], prior, mu)
+
+
 def diversity_settings(b):
     return settings.diversity_settings(BENCH[b])
 
@@ -402,9 +406,10 @@ def score_inputs(product):
         which = product or wildcards.product
         fid, diversity = product_settings(b, which)
         return {
-            "fid": [score_file(b, p, m, "fid") for p, m in fid],
-            "diversity": [score_file(b, p, m, "diversity") for p, m in diversity],
-            "seeds": [seed_score_file(b, p, m, s) for p, m, s in product_seeds(b, which)],
+            # a row reads the images of its setting's sample_mu (the normal prior: one setting)
+            "fid": [score_file(b, p, sample_mu(b, p, m), "fid") for p, m in fid],
+            "diversity": [score_file(b, p, sample_mu(b, p, m), "diversity") for p, m in diversity],
+            "seeds": [seed_score_file(b, p, sample_mu(b, p, m), s) for p, m, s in product_seeds(b, which)],
             "reference": [reference_score_file(b, ref) for ref in product_references(b, which)],
         }
 
@@ -435,7 +440,7 @@ def samples_grid_inputs(wildcards):
     # the first shard holds the first label maps of the validation split
     return {
         "index": data_index(wildcards),
-        "shards": [sample_shards(b, p, mu, "fid")[0] for p in table_priors(b)],
+        "shards": [sample_shards(b, p, sample_mu(b, p, mu), "fid")[0] for p in table_priors(b)],
     }
 
 

@@ -83,6 +83,12 @@ KNOBS: tuple[Knob, ...] = (
          why="official: q_sample to D = round(mu*T) - 1, then the DDIM grid up to its first step >= D "
              "(subset_end); grid_tail: the last round(mu*S) grid steps, noised to their first step "
              "(scpdiff.sampling.schedule)"),
+    Knob("table_mu", {"type": "number", "exclusiveMinimum": 0, "maximum": 1}, 0.8, paper=0.85,
+         paper_words="Figs. 3, 6: 'Prior (0.85T)'; Table 1 does not state its mu",
+         official_code="scripts/noise_prior_inference.sh:2 (--diffusion_steps 799: D = 799, mu = 0.8); "
+                       "noise_prior_inference.py:136-137",
+         why="the mu of Tables 1-3 (D = mu*T); a benchmark's own `mu.table` sets this knob "
+             "(scpdiff.config.benchmark; both written and different is an error)"),
     Knob("normal_prior_start", _enum("controlnet", "mu"), "controlnet",
          paper_words="sec. 5.2: 'normal prior (which reduces to standard finetuned ControlNet inference scheme)'",
          official_code="noise_prior_inference.py:126-128,261-262 (D must be 999)",

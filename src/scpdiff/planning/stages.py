@@ -97,7 +97,9 @@ def _generation(bench, costs: ModelCosts, png_bytes: float) -> StageCost:
     cfg = guidance_factor(bench)
     height, width = bench.resolution
     row = StageCost(bench.name, "generate")
-    purposes = [("fid", settings.fid_settings(bench)), ("diversity", settings.diversity_settings(bench))]
+    # the settings generated (the normal prior once under the controlnet start: settings.sample_mu)
+    purposes = [("fid", settings.generated_settings(bench, settings.fid_settings(bench))),
+                ("diversity", settings.generated_settings(bench, settings.diversity_settings(bench)))]
     maps = num_val_maps(bench)
     for purpose, pairs in purposes:
         images = settings.generation_images(bench, purpose)
@@ -108,7 +110,7 @@ def _generation(bench, costs: ModelCosts, png_bytes: float) -> StageCost:
             row.jobs += settings.num_generation_shards(bench, purpose)
             row.images += images
             row.denoiser_evals += images * steps_run(bench, prior, mu) * cfg
-    seeds = settings.seed_settings(bench)  # Table 1's settings under the further sampling.seeds
+    seeds = settings.generated_settings(bench, settings.seed_settings(bench))  # Table 1's settings under the further sampling.seeds
     for prior, mu, _ in seeds:
         images = settings.generation_images(bench, "fid")
         row.jobs += settings.num_generation_shards(bench, "fid")
@@ -185,7 +187,8 @@ def plan_benchmark(bench, costs: ModelCosts, rate: Throughput, png_bytes: float 
     rows.append(StageCost(name, "reference stats", jobs=1, images=maps, inception_passes=maps,
                           flops=maps * costs.inception, disk_bytes=2 * 2048 * 2048 * 8.0,
                           note="Inception features of the real val images (mean + covariance, float64)"))
-    fid = settings.fid_settings(bench) + settings.seed_settings(bench)
+    fid = (settings.generated_settings(bench, settings.fid_settings(bench))
+           + settings.generated_settings(bench, settings.seed_settings(bench)))
     fid_images = len(fid) * int(counts["fid_samples"])
     # Table 1's reference rows: real val (segmented only), real train (Inception only), VAE reconstructions (both)
     n_ref = int(counts["fid_samples"])
@@ -204,7 +207,7 @@ def plan_benchmark(bench, costs: ModelCosts, rate: Throughput, png_bytes: float 
                                "features; segmentation runs in these jobs"))
     rows.append(StageCost(name, "segment", images=fid_images, segmenter_passes=fid_images * per_image,
                           note=f"{bench['segmenter']['kind']}: {per_image} scale(s) per image; inside the score jobs; FLOPs not counted"))
-    div = settings.diversity_settings(bench)
+    div = settings.generated_settings(bench, settings.diversity_settings(bench))
     k = int(counts["diversity_samples"])
     div_maps = min(int(counts["diversity_maps"]), maps) if maps else int(counts["diversity_maps"])
     rows.append(StageCost(name, "diversity", jobs=len(div), images=len(div) * div_maps * k,
