@@ -463,3 +463,53 @@ def test_protocol_command_shows_the_scorers_segmenter_settings(tmp_path, capsys)
     assert main(["protocol", "--benchmark", "cityscapes"]) == 0
     seg = json.loads(capsys.readouterr().out)["segmenter"]
     assert seg["kind"] == "drn_d_105" and seg["backend"] == "torch" and seg["normalization"] is None
+
+
+# ----------------------------------------------------------------- reference images, label resizing
+def test_joint_reference_is_the_official_quarter_of_the_split():
+    from scpdiff.priors.for_benchmark import reference_latent_set
+    from scpdiff.utils.draws import quarter_of_split
+
+    # noise_prior.py:205-208 on a split of 130: list(range(130))[i::64] for i < 16, worker by worker
+    assert quarter_of_split(130) == [0, 64, 128, 1, 65, 129, 2, 66, 3, 67, 4, 68, 5, 69, 6, 70, 7, 71, 8, 72,
+                                     9, 73, 10, 74, 11, 75, 12, 76, 13, 77, 14, 78, 15, 79]
+    # Cityscapes' 2,975 train images = 46 x 64 + 31: 46 x 16 + 16 = 752, each index once, whatever N
+    quarter = quarter_of_split(2975)
+    assert len(quarter) == len(set(quarter)) == 752 and all(j % 64 < 16 for j in quarter)
+    official = load_benchmark("cityscapes")
+    assert [reference_latent_set(official, p) for p in ("spatial", "categorical", "joint")] == [
+        "train", "train", "train_joint"]
+    assert reference_latent_set(load_benchmark("toy"), "joint") == "train"  # paper: the N drawn images
+
+
+def test_label_resize_bilinear_blends_class_ids_as_torchvision_resize():
+    from scpdiff.datasets.folders import bilinear_label_resize
+
+    # 2x2 -> 4x4 upsampling, by hand: pixel centres at -0.25, 0.25, 0.75, 1.25 (clamped) blend the ids
+    ids = np.array([[0, 4], [8, 12]])
+    up = bilinear_label_resize(ids, (0, 0, 2, 2), (4, 4), num_classes=19, ignore_index=255)
+    assert up.tolist() == [[0, 1, 3, 4], [2, 3, 5, 6], [6, 7, 9, 10], [8, 9, 11, 12]]
+    # a class-0 | class-10 edge halved with antialiasing: ids 1 and 9 appear, neither in the map
+    edge = np.array([[0, 0, 10, 10]] * 4)
+    assert bilinear_label_resize(edge, (0, 0, 4, 4), (2, 2), 19, 255).tolist() == [[1, 9], [1, 9]]
+    # a class next to the ignore label blends into no class: ignore (0 | 255 -> 128)
+    assert bilinear_label_resize(np.array([[0, 255]]), (0, 0, 2, 1), (1, 1), 19, 255).tolist() == [[255]]
+
+
+def test_label_resize_knob_reaches_the_dataset(tmp_path):
+    fixtures = pytest.importorskip("fixtures")
+    from scpdiff.datasets import open_benchmark_split
+
+    root = fixtures.make_cityscapes_fixture(tmp_path / "cityscapes")
+    masks = {}
+    for value in ("nearest", "bilinear"):
+        path = tmp_path / f"{value}.yaml"
+        path.write_text(yaml.safe_dump({"extends": "cityscapes", "name": value, "dataset": {"root": str(root)},
+                                        "resolution": [24, 48], "protocol": {"label_resize": value}}))
+        ds = open_benchmark_split(load_benchmark(path), "val")
+        assert ds.label_resize == value
+        masks[value] = ds[0][1]
+    nearest, bilinear = masks["nearest"], masks["bilinear"]
+    # the fixture's maps are 64x128 with 8-pixel blocks: shrunk to 24x48, bilinear blends block edges
+    assert nearest.shape == bilinear.shape == (24, 48) and not np.array_equal(nearest, bilinear)
+    assert set(np.unique(bilinear)) <= set(range(19)) | {255}

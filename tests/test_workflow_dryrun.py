@@ -69,7 +69,9 @@ def expected_jobs(bench) -> Counter:
     n_seed = n_div * (len(bench["sampling"].get("seeds") or [0]) - 1)
     jobs = Counter(
         prepare_data=1, weights=1, ref_stats=1, train_controlnet=1,
-        encode_latents=ref_shards + val_shards, fit_prior=ref_shards * len(fitted), merge_priors=len(fitted),
+        # the official joint prior's own quarter of the split (joint_reference), in as many shards
+        encode_latents=ref_shards * (1 + (bench["protocol"]["joint_reference"] == "quarter_of_split"
+                                          and "joint" in bench["priors"])) + val_shards, fit_prior=ref_shards * len(fitted), merge_priors=len(fitted),
         generate=(len(settings) + n_seed) * gen_shards + n_div * div_shards, score_fid=len(settings), score_diversity=n_div,
         metrics=1, benchmark_table=3, plot_mu_sweep=1, plot_oracle=1, plot_samples=1,
         # one metrics CSV per report product: Tables 1-3, the mu sweep, the oracle figure

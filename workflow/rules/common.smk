@@ -18,6 +18,7 @@ from snakemake.io import strip_wildcard_constraints
 
 from scpdiff.errors import ScpdiffError
 from scpdiff.priors import available, get_prior_class
+from scpdiff.priors.for_benchmark import reference_latent_set
 from scpdiff.config import settings
 from scpdiff.config.workflow import (
     PLUGINS_ENV,

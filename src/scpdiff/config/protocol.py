@@ -142,8 +142,8 @@ KNOBS: tuple[Knob, ...] = (
     Knob("joint_reference", _enum("quarter_of_split", "reference_draw"), "quarter_of_split", paper="reference_draw",
          paper_words="sec. 4.3: 'For N reference images' (the same N as the other priors)",
          official_code="noise_prior.py:189-208 (indices i::64 for i < 16)",
-         why="the official joint prior ignores N: it sees every image whose index mod 64 is below 16",
-         code_path=False),
+         why="the official joint prior ignores N: it sees every image whose index mod 64 is below 16 "
+             "(encode-latents --split train_joint, scpdiff.utils.draws.quarter_of_split)"),
     Knob("fid_masks", _enum("with_replacement", "cycle"), "with_replacement",
          paper_words="App. A: 'we sampled 50,000 images for each group of experimental setting'",
          official_code="noise_prior_inference.py:240 (random.choices), scripts/noise_prior_inference.sh:2 (seed 4)",
@@ -180,8 +180,9 @@ KNOBS: tuple[Knob, ...] = (
          official_code="tutorial_train.py:61 (no gradient_clip_val)", why="null: no gradient clipping"),
     Knob("label_resize", _enum("nearest", "bilinear"), "nearest",
          official_code="datasets/cityscapes.py:89; datasets/ade20k.py:60; datasets/cocostuff.py:59 (Resize of class ids)",
-         why="defect: bilinear resizing blends class ids at boundaries into other ids",
-         defect=True, code_path=False),
+         why="defect: bilinear resizing blends class ids at boundaries into other ids "
+             "(scpdiff.datasets.folders.bilinear_label_resize)",
+         defect=True),
     Knob("cityscapes_split_walk", {"type": "boolean"}, False,
          official_code="datasets/cityscapes.py:20-49 (the `continue` after removing test/ skips the split filter)",
          why="defect: 'train' and 'val' both list train+val (3,475 images)", defect=True),

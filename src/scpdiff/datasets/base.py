@@ -33,6 +33,8 @@ class SegmentationDataset:
     classes: ClassInfo
     split: str
     resolution: tuple[int, int]  # (H, W)
+    # how masks reach the resolution: the protocol knob label_resize (set by open_benchmark_split)
+    label_resize: str = "nearest"
 
     def __len__(self) -> int:  # pragma: no cover - abstract
         raise NotImplementedError

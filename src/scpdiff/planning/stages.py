@@ -23,7 +23,9 @@ from dataclasses import asdict, dataclass, field
 
 from ..config import settings
 from ..priors import get_prior_class
+from ..priors.for_benchmark import reference_latent_set
 from ..sampling.schedule import start_plan
+from ..utils.draws import quarter_of_split
 from .model_costs import ModelCosts
 from .throughput import Throughput
 
@@ -33,6 +35,8 @@ TRAIN_FLOPS_PER_FORWARD = 3  # forward + backward (2x forward)
 # Validation label maps of the real datasets (OASIS protocol; paper section 5.1), used when the
 # benchmark does not state dataset.num_val (the toy ones do).
 VAL_MAPS = {"cityscapes": 500, "ade20k": 2000, "cocostuff": 5000}
+# train images of the real datasets (the official joint prior's reference is a quarter of them)
+TRAIN_IMAGES = {"cityscapes": 2975, "ade20k": 20210, "cocostuff": 118287}
 
 
 def segmenter_passes_per_image(kind: str) -> int:
@@ -170,9 +174,15 @@ def plan_benchmark(bench, costs: ModelCosts, rate: Throughput, png_bytes: float 
     if val_needed:
         enc.jobs += settings.num_val_latent_shards(bench)
         enc.images += maps
+    enc.note = "reference latents" + (" + the val maps' latents for the oracle prior" if val_needed else "")
+    if any(reference_latent_set(bench, p) == "train_joint" for p in fitted):
+        # protocol joint_reference: quarter_of_split, encoded in as many shards as the draw
+        enc.jobs += n_ref
+        enc.images += len(quarter_of_split(int(bench["dataset"].get("num_train")
+                                                or TRAIN_IMAGES.get(bench["dataset"]["kind"], 0))))
+        enc.note += " + the joint prior's quarter of the split (joint_reference)"
     enc.flops = enc.images * costs.vae_encode
     enc.disk_bytes = enc.images * latent_bytes
-    enc.note = "reference latents" + (" + the val maps' latents for the oracle prior" if val_needed else "")
     rows.append(enc)
 
     fit = StageCost(name, "fit priors", jobs=len(fitted) * (n_ref + 1), images=len(fitted) * int(counts["reference"]),
