@@ -51,6 +51,7 @@ include: "workflow/rules/generate.smk"
 include: "workflow/rules/score.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/user_study.smk"
+include: "workflow/rules/ablation.smk"
 
 
 report: "workflow/report/workflow.rst"

@@ -402,3 +402,21 @@ def test_a_perceptual_vae_term_brings_the_lpips_weights(tmp_path):
                                       "overrides": {"smoke": {"training": {"vae": {"perceptual_weight": 1.0}}}}})
     vae = next(line for line in out.splitlines() if line.startswith("scpdiff train-vae"))
     assert "--cache .cache/scpdiff" in vae
+
+
+def test_dry_run_of_the_toy_protocol_ablation(tmp_path):
+    from scpdiff.config.ablation import applied_flips
+
+    counts, out = dry_run(tmp_path, {"benchmarks": ["toy"]}, "results/toy/protocol_ablation.csv")
+    n = len(applied_flips(load_benchmark("toy")))
+    assert n == 12 and "all" not in counts  # not part of the default target
+    assert counts["ablation_benchmark"] == counts["ablation_generate"] == counts["ablation_score"] == n
+    # reference_draw and joint_reference encode their own 4 reference shards; the normal prior is not fitted;
+    # fid_reference has its own reference statistics; the defaults: joint and categorical at 0.85, normal once
+    assert (counts["ablation_latents"], counts["ablation_fit"], counts["ablation_ref_stats"]) == (8, n - 1, 1)
+    assert counts["score_fid"] == 3 and counts["protocol_ablation"] == 1
+    gen = [line for line in out.splitlines() if line.startswith("scpdiff generate --benchmark work/toy/ablation/")]
+    assert any("ablation/table_mu/benchmark.yaml" in line and "--mu 0.8 " in line for line in gen)
+    assert any("ablation/normal_prior_start/" in line and "--variant normal " in line and "--prior" not in line
+               for line in gen)
+    assert "--split train_joint" in out and "--default-score joint work/toy/scores/joint/mu0.85.json" in out
