@@ -513,3 +513,57 @@ def test_label_resize_knob_reaches_the_dataset(tmp_path):
     # the fixture's maps are 64x128 with 8-pixel blocks: shrunk to 24x48, bilinear blends block edges
     assert nearest.shape == bilinear.shape == (24, 48) and not np.array_equal(nearest, bilinear)
     assert set(np.unique(bilinear)) <= set(range(19)) | {255}
+
+
+def test_condition_resize_bilinear_antialias_by_hand():
+    from scpdiff.models.conditioning import conditions_from_sources
+
+    # a black | white edge (classes 0 | 1) halved: antialiased bilinear = a triangle filter of
+    # half-width 2 input pixels; output pixel 0 is centred at x = 1 and weighs the pixels centred at
+    # 0.5, 1.5, 2.5 by 0.75, 0.75, 0.25 (normalised by 1.75): white share 0.25 / 1.75 = 1/7
+    mask = np.array([[0, 0, 1, 1]] * 4)
+    cond = conditions_from_sources([mask], np.array([[0, 0, 0], [255, 255, 255]]), (2, 2))
+    assert cond.shape == (1, 3, 2, 2)
+    assert cond[0, :, 0].numpy() == pytest.approx(np.array([[1 / 7, 6 / 7]] * 3), abs=1e-6)
+    # a map already at the size is colour-coded only (hard edges, as nearest)
+    same = conditions_from_sources([mask], np.array([[0, 0, 0], [255, 255, 255]]), (4, 4))
+    assert same[0, 0].numpy().tolist() == [[0.0, 0.0, 1.0, 1.0]] * 4
+
+
+def test_condition_resize_knob_reaches_generation_and_training(tmp_path):
+    fixtures = pytest.importorskip("fixtures")
+    from scpdiff.datasets import open_benchmark_split
+    from scpdiff.datasets.folders import crop_box, nearest_resize
+
+    root = fixtures.make_cityscapes_fixture(tmp_path / "cityscapes")
+    path = tmp_path / "small.yaml"
+    path.write_text(yaml.safe_dump({"extends": "cityscapes", "name": "small", "dataset": {"root": str(root)},
+                                    "resolution": [24, 48]}))
+    bench = load_benchmark(path)
+    assert bench.protocol["condition_resize"] == "bilinear_antialias"
+    ds = open_benchmark_split(bench, "val")
+    source = ds.source_mask(0)
+    # the stored size, the same ids the nearest-resized mask takes its pixels from
+    assert source.shape == (64, 128)
+    assert np.array_equal(nearest_resize(source, crop_box((128, 64), (24, 48), "stretch"), (24, 48)), ds[0][1])
+
+
+def test_generation_conditions_on_the_soft_edged_condition(pipe):
+    from scpdiff.models.conditioning import conditions_from_sources
+
+    # the map at twice the size, soft-resized: the pipeline sees exactly that condition
+    source = np.zeros((64, 128), dtype=np.int64)
+    source[:, 61:] = 1
+    soft = conditions_from_sources([source] * 2, PALETTE, (32, 64))
+    masks = torch.zeros(2, 32, 64, dtype=torch.long)
+    masks[:, :, 31:] = 1  # the nearest resize of the same map (rows 61/62 -> 30.5/31)
+    normal = priors.create("normal", num_classes=2, latent_shape=(4, 4, 8))
+    kw = dict(palette=PALETTE, mu=1.0, num_steps=2, prompt="a road", guidance_scale=1.0)
+    ours = sampling.sample_images(pipe, normal, masks, conditions=soft,
+                                  generators=sampling.image_generators("n", range(2)), **kw)
+    ref = pipe(prompt=["a road"] * 2, image=soft, height=32, width=64, num_inference_steps=2, guidance_scale=1.0,
+               generator=sampling.image_generators("n", range(2)), output_type="np").images
+    np.testing.assert_array_equal(ours, (np.clip(ref, 0, 1) * 255).round().astype(np.uint8))
+    with pytest.raises(Exception, match=r"conditions must be \[2, 3, 32, 64\]"):
+        sampling.sample_images(pipe, normal, masks, conditions=soft[:, :, :16],
+                               generators=sampling.image_generators("n", range(2)), **kw)

@@ -166,7 +166,8 @@ KNOBS: tuple[Knob, ...] = (
              "classes stay black: train ids do not keep them apart)"),
     Knob("condition_resize", _enum("bilinear_antialias", "nearest"), "bilinear_antialias",
          official_code="datasets/cityscapes.py:78-80; datasets/ade20k.py:54-56; datasets/cocostuff.py:53-55",
-         why="the colour condition resized like an image (soft class edges) or label-exact", code_path=False),
+         why="the colour condition resized like an image (soft class edges) or label-exact "
+             "(scpdiff.models.conditioning.conditions_from_sources)"),
     Knob("ignore_labels", _enum("fitted_as_class", "excluded"), "fitted_as_class",
          official_code="noise_prior.py:67-91,147-151 (256 class slots)",
          why="whether void/ignore tokens get statistics of their own (one more class slot) or are "

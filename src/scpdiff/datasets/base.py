@@ -49,6 +49,12 @@ class SegmentationDataset:
             raise IndexError(index)
         return self.load(index)
 
+    def source_mask(self, index: int) -> np.ndarray:
+        """Item ``index``'s class ids at their stored size (the window the resize maps onto the
+        benchmark resolution): what ``condition_resize: bilinear_antialias`` colour-codes before
+        resizing. Readers that store maps at the benchmark resolution return the item's mask."""
+        return self[index][1]
+
     @property
     def num_classes(self) -> int:
         return self.classes.num_classes

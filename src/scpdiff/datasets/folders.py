@@ -335,6 +335,15 @@ class FolderDataset(SegmentationDataset):
         return bilinear_label_resize(self.labels.lookup[stored], crop_box((w, h), self.resolution, self.fit),
                                      self.resolution, self.num_classes, self.ignore_index)
 
+    def source_mask(self, index: int) -> np.ndarray:
+        """The class ids at the stored size, cut to the window ``fit`` maps (SegmentationDataset)."""
+        stored = self._checked_mask(self.samples[index])
+        if self.resolution is None:
+            return self.labels.lookup[stored]
+        h, w = stored.shape
+        left, top, right, bottom = (int(round(v)) for v in crop_box((w, h), self.resolution, self.fit))
+        return self.labels.lookup[stored[top:bottom, left:right]]
+
     def load_mask(self, index: int) -> tuple[np.ndarray, str]:
         """``(mask, name)`` exactly as :meth:`load` returns them, without decoding the image (cheap scans)."""
         if index < 0:
