@@ -33,6 +33,7 @@ configfile: "config/config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/user_study_common.smk"
+include: "workflow/rules/ablation_common.smk"
 
 
 # The user's own rules (the config's `extra_rules`), e.g. a prior variant written as a rule.

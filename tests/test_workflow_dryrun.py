@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from scpdiff.config.benchmark import load_benchmark
+from scpdiff.config.workflow import resolve_benchmark
 from scpdiff.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -149,7 +150,7 @@ def test_dry_run_of_a_real_benchmark_on_fixture_paths(tmp_path, name, preset):
     assert resolved["preset"] == preset and resolved["start_rule"] == ("official" if preset == "official" else "grid_tail")
     # FID masks are drawn with replacement (both presets: the paper is silent), so not every val map has an image
     assert resolved["fid_masks"] == "with_replacement" and "--allow-subset" in out
-    bench = load_benchmark(name)
+    bench = resolve_benchmark(name, {name: {"protocol": {"preset": preset}}}) if preset else load_benchmark(name)
     bench["counts"] = small
     assert counts == expected_jobs(bench)
     # no toy training; the real models and the published segmenter are inputs
