@@ -27,7 +27,6 @@ TOY_FLIPS = {  # the toy's protocol (paper preset + its own knobs) -> the offici
     "reference_draw": ("first_n", "with_replacement", "joint"),
     "joint_reference": ("reference_draw", "quarter_of_split", "joint"),
     "fid_masks": ("cycle", "with_replacement", "joint"),
-    "fid_reference": ("val_at_resolution", "original_images", "joint"),
     "ignore_labels": ("excluded", "fitted_as_class", "joint"),
 }
 
@@ -39,6 +38,7 @@ def test_the_toy_flips_the_knobs_that_act_on_it_alone():
     why = {f.knob: f.excluded for f in flips if f.excluded}
     for knob in ("training_mixed_precision", "training_weight_decay", "training_grad_clip", "condition_colours"):
         assert "retraining" in why[knob]
+    assert "OriginalImages" in why["fid_reference"]
     assert "nothing is resized" in why["label_resize"] and "guidance_scale <= 1" in why["negative_prompt"]
     assert "no second value" in why["ddim_steps"]
 

@@ -77,6 +77,9 @@ def _not_applicable(bench: Benchmark, name: str) -> str:
         return "a Cityscapes loader defect"
     if name in ("label_resize", "condition_resize") and bench.is_toy:
         return "the toy's images are made at the benchmark resolution: nothing is resized"
+    if name == "fid_reference" and bench.is_toy:
+        return ("original_images reads the val images' own files, which the toy reader does not give "
+                "(scpdiff.metrics.scoring.OriginalImages refuses it)")
     if name == "reference_seed" and proto["reference_draw"] != "with_replacement":
         return "seeds a draw with replacement, which reference_draw first_n does not make"
     if name in ("fid_mask_seed", "fid_samples_per_mask") and proto["fid_masks"] != "with_replacement":
