@@ -567,3 +567,14 @@ def test_generation_conditions_on_the_soft_edged_condition(pipe):
     with pytest.raises(Exception, match=r"conditions must be \[2, 3, 32, 64\]"):
         sampling.sample_images(pipe, normal, masks, conditions=soft[:, :, :16],
                                generators=sampling.image_generators("n", range(2)), **kw)
+
+
+def test_toy_source_mask_is_the_stored_map(tmp_path):
+    from scpdiff.datasets.toy import ToyDataset, write_toy_dataset
+
+    write_toy_dataset(tmp_path / "toy", num_train=2, num_val=1, resolution=(32, 64), seed=0)
+    half = ToyDataset(tmp_path / "toy", "val", resolution=(16, 32))
+    source = half.source_mask(0)
+    assert source.shape == (32, 64) and half[0][1].shape == (16, 32)
+    # nearest halving keeps the pixel under each target centre: rows/columns 1, 3, 5, ...
+    assert np.array_equal(source[1::2, 1::2], half[0][1])

@@ -298,6 +298,15 @@ class ToyDataset(SegmentationDataset):
     def __len__(self) -> int:
         return len(self.image_paths)
 
+    def source_mask(self, index: int) -> np.ndarray:
+        """The label map as stored (its native size), SegmentationDataset.source_mask."""
+        lpath = self.label_dir / self.image_paths[index].name
+        try:
+            with Image.open(lpath) as lm:
+                return np.asarray(lm, dtype=np.int64)
+        except (FileNotFoundError, OSError) as exc:
+            raise InputError(f"{lpath}: unreadable label ({exc})") from None
+
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray, str]:
         ipath = self.image_paths[index]
         lpath = self.label_dir / ipath.name
