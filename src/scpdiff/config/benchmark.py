@@ -193,7 +193,7 @@ def validate_benchmark(data: Any, source: str = "<config>", origins: dict[str, s
     bench["protocol"] = proto.section()
     bench._protocol = proto
     # every stage reads Table 1's mu here: the knob's resolved value (preset, mu.table or table_mu)
-    bench["mu"] = {**bench["mu"], "table": proto["table_mu"]}
+    bench["mu"] = {"table": proto["table_mu"], **{k: v for k, v in bench["mu"].items() if k != "table"}}
     h, w = bench.resolution
     if h % LATENT_FACTOR or w % LATENT_FACTOR:
         raise ConfigError(f"{source}: resolution {h}x{w} must be a multiple of {LATENT_FACTOR}")
