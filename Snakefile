@@ -33,6 +33,7 @@ configfile: "config/config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/user_study_common.smk"
+include: "workflow/rules/ablation_common.smk"
 
 
 # The user's own rules (the config's `extra_rules`), e.g. a prior variant written as a rule.
@@ -51,6 +52,7 @@ include: "workflow/rules/generate.smk"
 include: "workflow/rules/score.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/user_study.smk"
+include: "workflow/rules/ablation.smk"
 
 
 report: "workflow/report/workflow.rst"

@@ -35,21 +35,23 @@ def test_smoke_plan_matches_a_hand_count():
     jobs = {"prepare data": 1, "train toy models": 3, "fine-tune": 1,
             "encode latents": 2 + 2,           # 16 reference / 8 + 16 val maps / 8
             "fit priors": 3 * (2 + 1),         # spatial, categorical, joint: 2 shards + 1 merge each
-            "generate": 6 * 2 + 4 * 1 + 4 * 2,  # 6 FID settings x 2 shards + 4 diversity x 1 + 4 seed-1 x 2
-            # one score job per generation shard (6 x 2 + 4 seed-1 x 2) and one merge per setting (6 + 4)
-            "reference stats": 1, "reference rows": 3 + 3, "score FID/KID": 20 + 6 + 4, "segment": 0, "diversity": 4,
+            # 5 FID settings (the normal prior once, at mu = 1: its controlnet start ignores mu, so
+            # normal@0.85 reads normal@1) x 2 shards + 4 diversity x 1 + 4 seed-1 x 2
+            "generate": 5 * 2 + 4 * 1 + 4 * 2,
+            # one score job per generation shard (5 x 2 + 4 seed-1 x 2) and one merge per setting (5 + 4)
+            "reference stats": 1, "reference rows": 3 + 3, "score FID/KID": 18 + 5 + 4, "segment": 0, "diversity": 4,
             # metrics.csv, 5 metrics CSVs (tables 1-3, mu sweep, oracle), 3 tables, 3 plots
             "tables": 1 + 5 + 3 + 3}
     assert {k: r.jobs for k, r in rows.items()} == jobs
-    assert rows["generate"].images == 6 * 16 + 4 * 2 * 3 + 4 * 16
+    assert rows["generate"].images == 5 * 16 + 4 * 2 * 3 + 4 * 16
     # steps run (smoke's protocol: grid_tail start, the normal prior as plain ControlNet inference):
-    # mu=0.85 of 4 -> round(3.4) = 3; mu=1 -> 4; the normal prior runs all 4 whatever mu.
-    # FID: normal@0.85, normal@1 (4 each), spatial/categorical/joint/oracle@0.85 (3 each); diversity: the same at 0.85
+    # mu=0.85 of 4 -> round(3.4) = 3; the normal prior runs all 4, once.
+    # FID: normal@1 (4), spatial/categorical/joint/oracle@0.85 (3 each); diversity: normal (4) and the others at 0.85
     # seed 1: normal (4) and spatial/categorical/joint (3) at 0.85
-    assert rows["generate"].denoiser_evals == 16 * (2 * 4 + 4 * 3) + 6 * (4 + 3 * 3) + 16 * (4 + 3 * 3)
+    assert rows["generate"].denoiser_evals == 16 * (4 + 4 * 3) + 6 * (4 + 3 * 3) + 16 * (4 + 3 * 3)
     assert rows["fine-tune"].denoiser_evals == 20 * 16  # 20 steps x batch 16 (training.controlnet)
-    assert rows["score FID/KID"].inception_passes == 10 * 16 and rows["reference stats"].inception_passes == 16
-    assert rows["segment"].segmenter_passes == 10 * 16  # the toy segmenter: one scale
+    assert rows["score FID/KID"].inception_passes == 9 * 16 and rows["reference stats"].inception_passes == 16
+    assert rows["segment"].segmenter_passes == 9 * 16  # the toy segmenter: one scale
     # reference rows: 16 real val (segmented), 16 real train (Inception), 16 VAE reconstructions (both)
     ref = rows["reference rows"]
     assert (ref.images, ref.inception_passes, ref.segmenter_passes) == (48, 32, 32)
@@ -57,32 +59,33 @@ def test_smoke_plan_matches_a_hand_count():
 
 def test_toy_plan_matches_a_hand_count():
     rows = by_stage(load_benchmark("toy"))
-    # 4 priors x mu {0.85, 0.55, 1} + oracle x {0.25, 0.5, 0.75, 1} (normal at 1 already there) = 16;
-    # 20 DDIM steps, grid_tail start -> 17, 11, 20 and 5, 10, 15, 20 steps; the normal prior (plain
-    # ControlNet inference) runs all 20 at every mu; 150 images; no CFG (guidance 1.0); seeds [0, 1]:
-    # the 4 Table 1 settings (mu 0.85) again
-    assert rows["generate"].jobs == 16 + 4 + 4
-    assert rows["generate"].images == 16 * 150 + 4 * 4 * 6 + 4 * 150
-    assert rows["generate"].denoiser_evals == (150 * (3 * 20 + 3 * (17 + 11 + 20) + 5 + 10 + 15 + 20) + 24 * (20 + 3 * 17)
+    # 3 priors x mu {0.85, 0.55, 1} + the normal prior once (plain ControlNet inference, mu = 1, all
+    # 20 steps, read by every mu's row) + oracle x {0.25, 0.5, 0.75, 1} = 14; 20 DDIM steps,
+    # grid_tail start -> 17, 11, 20 and 5, 10, 15, 20 steps; 150 images; no CFG (guidance 1.0);
+    # seeds [0, 1]: the 4 Table 1 settings (mu 0.85) again
+    assert rows["generate"].jobs == 14 + 4 + 4
+    assert rows["generate"].images == 14 * 150 + 4 * 4 * 6 + 4 * 150
+    assert rows["generate"].denoiser_evals == (150 * (20 + 3 * (17 + 11 + 20) + 5 + 10 + 15 + 20) + 24 * (20 + 3 * 17)
                                                + 150 * (20 + 3 * 17))
     assert rows["encode latents"].jobs == 4 + 1 and rows["encode latents"].images == 2000 + 200
-    assert rows["fit priors"].jobs == 3 * 5 and rows["score FID/KID"].jobs == 2 * (16 + 4)  # 1 shard each + merges
+    assert rows["fit priors"].jobs == 3 * 5 and rows["score FID/KID"].jobs == 2 * (14 + 4)  # 1 shard each + merges
     assert rows["fine-tune"].denoiser_evals == 600 * 16
 
 
 def test_cityscapes_generation_counts_guidance_and_the_schedule_rounding():
     rows = by_stage(load_benchmark("cityscapes"))
     gen = rows["generate"]
-    # 4 priors x 9 mu + 6 oracle mu = 42 FID settings of 50,000 images in shards of 1,000, + 4 x 2,000
-    assert gen.jobs == 42 * 50 + 4 * 2 and gen.images == 42 * 50_000 + 4 * 100 * 20
+    # 3 priors x 9 mu + the normal prior once + 6 oracle mu = 34 FID settings of 50,000 images in
+    # shards of 1,000, + 4 x 2,000 (Table 3 at the official table_mu 0.8)
+    assert gen.jobs == 34 * 50 + 4 * 2 and gen.images == 34 * 50_000 + 4 * 100 * 20
     # the official protocol: 20 DDIM steps, noised to D = round(mu*T) - 1, the first grid step >= D
     # starts and 951 never runs (docs/protocol.md): mu 0.5 ... 1 -> 11 13 15 16 17 18 19 19 19 steps;
     # oracle mu 0.05 ... 1 (D = 49, 249, 449, 649, 849, 999) -> 2 6 10 14 18 19; the normal prior is
-    # plain ControlNet inference, 19 steps at every mu; guidance 4.0 -> 2 latents per step
+    # plain ControlNet inference, 19 steps, generated once; guidance 4.0 -> 2 latents per step
     grid, oracle = 11 + 13 + 15 + 16 + 17 + 18 + 19 + 19 + 19, 2 + 6 + 10 + 14 + 18 + 19
-    assert gen.denoiser_evals == 2 * (50_000 * (3 * grid + 9 * 19 + oracle) + 2_000 * (19 + 3 * 18))
+    assert gen.denoiser_evals == 2 * (50_000 * (3 * grid + 19 + oracle) + 2_000 * (19 + 3 * 17))
     # DRN: scale 1 + 5 MS scales, on one image per val map (counts.segment_per_map 1, OASIS)
-    assert rows["segment"].segmenter_passes == 42 * 500 * 6
+    assert rows["segment"].segmenter_passes == 34 * 500 * 6
     assert rows["fine-tune"].images == 100_000 * 16
     assert rows["reference stats"].inception_passes == 500
 
@@ -186,12 +189,12 @@ def test_cli_prints_the_table_and_writes_the_csv(tmp_path, capsys):
                              "inception_passes", "flops", "gpu_hours", "disk_bytes", "note"]
     total = rows[-1]
     assert total["stage"] == "total"
-    # every job of the smoke DAG (tests/test_workflow_dryrun.py): 95 per benchmark + weights, the
+    # every job of the smoke DAG (tests/test_workflow_dryrun.py): per benchmark + weights, the
     # 3 tables and the mu sweep over all benchmarks, all
-    assert int(total["jobs"]) == sum(int(r["jobs"]) for r in rows[:-1]) + 6 == 101
+    assert int(total["jobs"]) == sum(int(r["jobs"]) for r in rows[:-1]) + 6 == 92
     gpu = [r for r in rows[:-1] if r["device"] == "gpu"]
     assert float(total["gpu_hours"]) == pytest.approx(sum(float(r["flops"]) for r in gpu) / 50e12 / 3600, rel=1e-5)
-    assert int(total["images"]) == 6 * 16 + 4 * 2 * 3 + 4 * 16  # images generated (seed 1 of Table 1 included)
+    assert int(total["images"]) == 5 * 16 + 4 * 2 * 3 + 4 * 16  # images generated (seed 1 of Table 1 included)
 
 
 def test_cli_rejects_an_unknown_gpu_and_writes_nothing(tmp_path, capsys):

@@ -240,6 +240,8 @@ def test_official_preset_of_each_real_benchmark_is_the_issue_table(name):
     assert (p["condition_colours"], p["condition_resize"]) == ("official_colour_maps", "bilinear_antialias")
     assert (p["training_mixed_precision"], p["training_weight_decay"], p["training_grad_clip"]) == ("no", 0.01, None)
     assert bench["counts"]["reference"] == 10000
+    # Table 1 at the script's D = 799 (scripts/noise_prior_inference.sh:2): the settings read it
+    assert p["table_mu"] == 0.8 and bench["mu"]["table"] == 0.8
     # defects stay off
     assert p["label_resize"] == "nearest" and p["cityscapes_split_walk"] is False
 
@@ -284,6 +286,7 @@ def test_training_knobs_reach_the_controlnet_config(tmp_path):
     ({"start_rule": "sideways"}, "protocol/start_rule: 'sideways' is not one of ['official', 'grid_tail']"),
     ({"preset": "mine"}, "protocol/preset: 'mine' is not one of ['official', 'paper']"),
     ({"ddim_steps": 0}, "protocol/ddim_steps: 0 is less than the minimum of 1"),
+    ({"table_mu": 1.5}, "protocol/table_mu: 1.5 is greater than the maximum of 1"),
 ])
 def test_unknown_knob_or_value_names_the_key_and_the_file(tmp_path, protocol, message):
     path = tmp_path / "bad.yaml"
@@ -291,6 +294,48 @@ def test_unknown_knob_or_value_names_the_key_and_the_file(tmp_path, protocol, me
     with pytest.raises(ConfigError) as exc:
         load_benchmark(path)
     assert message in str(exc.value) and str(path) in str(exc.value)
+
+
+def test_table_mu_from_the_preset_or_the_benchmarks_mu_table(tmp_path):
+    from scpdiff.config import settings
+
+    paper = tmp_path / "paper.yaml"
+    paper.write_text(yaml.safe_dump({"extends": "cityscapes", "name": "paper", "protocol": {"preset": "paper"}}))
+    bench = load_benchmark(paper)
+    assert bench.protocol["table_mu"] == 0.85 and bench.protocol.sources["table_mu"] == "preset paper"
+    # Tables 1-3 (and the further seeds) run at the resolved value
+    assert {m for _, m in settings.diversity_settings(bench)} == {"0.85"}
+    # the older spelling mu.table is the knob, its source the file that wrote it
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(yaml.safe_dump({"extends": "cityscapes", "name": "mine", "mu": {"table": 0.7}}))
+    bench = load_benchmark(mine)
+    assert (bench.protocol["table_mu"], bench["mu"]["table"]) == (0.7, 0.7)
+    assert bench.protocol.sources["table_mu"] == f"benchmark file {mine}"
+    assert {m for _, m, _ in settings.seed_settings(bench)} <= {"0.7"}
+    same = tmp_path / "same.yaml"
+    same.write_text(yaml.safe_dump({"extends": "cityscapes", "name": "same", "mu": {"table": 0.8},
+                                    "protocol": {"table_mu": 0.8}}))
+    assert load_benchmark(same).protocol["table_mu"] == 0.8
+    both = tmp_path / "both.yaml"
+    both.write_text(yaml.safe_dump({"extends": "cityscapes", "name": "both", "mu": {"table": 0.85},
+                                    "protocol": {"table_mu": 0.8}}))
+    with pytest.raises(ConfigError, match=r"mu.table \(0.85\) and protocol/table_mu \(0.8\) disagree") as exc:
+        load_benchmark(both)
+    assert str(both) in str(exc.value)
+
+
+def test_normal_prior_generated_once_under_the_controlnet_start():
+    from scpdiff.config import settings
+
+    bench = load_benchmark("toy")  # paper preset: normal_prior_start controlnet; grid 0.55, 0.85, 1
+    rows = settings.fid_settings(bench)
+    assert ("normal", "0.55") in rows and ("normal", "0.85") in rows
+    made = settings.generated_settings(bench, rows)
+    assert [s for s in made if s[0] == "normal"] == [("normal", "1")]
+    assert len(made) == len(rows) - 2  # normal@0.85 and normal@0.55 read normal@1
+    assert settings.generated_settings(bench, settings.seed_settings(bench))[0] == ("normal", "1", 1)
+    bench["protocol"]["normal_prior_start"] = "mu"
+    assert settings.generated_settings(bench, rows) == rows
 
 
 def test_protocol_command_prints_every_knob_with_its_source(tmp_path, capsys):
@@ -418,3 +463,118 @@ def test_protocol_command_shows_the_scorers_segmenter_settings(tmp_path, capsys)
     assert main(["protocol", "--benchmark", "cityscapes"]) == 0
     seg = json.loads(capsys.readouterr().out)["segmenter"]
     assert seg["kind"] == "drn_d_105" and seg["backend"] == "torch" and seg["normalization"] is None
+
+
+# ----------------------------------------------------------------- reference images, label resizing
+def test_joint_reference_is_the_official_quarter_of_the_split():
+    from scpdiff.priors.for_benchmark import reference_latent_set
+    from scpdiff.utils.draws import quarter_of_split
+
+    # noise_prior.py:205-208 on a split of 130: list(range(130))[i::64] for i < 16, worker by worker
+    assert quarter_of_split(130) == [0, 64, 128, 1, 65, 129, 2, 66, 3, 67, 4, 68, 5, 69, 6, 70, 7, 71, 8, 72,
+                                     9, 73, 10, 74, 11, 75, 12, 76, 13, 77, 14, 78, 15, 79]
+    # Cityscapes' 2,975 train images = 46 x 64 + 31: 46 x 16 + 16 = 752, each index once, whatever N
+    quarter = quarter_of_split(2975)
+    assert len(quarter) == len(set(quarter)) == 752 and all(j % 64 < 16 for j in quarter)
+    official = load_benchmark("cityscapes")
+    assert [reference_latent_set(official, p) for p in ("spatial", "categorical", "joint")] == [
+        "train", "train", "train_joint"]
+    assert reference_latent_set(load_benchmark("toy"), "joint") == "train"  # paper: the N drawn images
+
+
+def test_label_resize_bilinear_blends_class_ids_as_torchvision_resize():
+    from scpdiff.datasets.folders import bilinear_label_resize
+
+    # 2x2 -> 4x4 upsampling, by hand: pixel centres at -0.25, 0.25, 0.75, 1.25 (clamped) blend the ids
+    ids = np.array([[0, 4], [8, 12]])
+    up = bilinear_label_resize(ids, (0, 0, 2, 2), (4, 4), num_classes=19, ignore_index=255)
+    assert up.tolist() == [[0, 1, 3, 4], [2, 3, 5, 6], [6, 7, 9, 10], [8, 9, 11, 12]]
+    # a class-0 | class-10 edge halved with antialiasing: ids 1 and 9 appear, neither in the map
+    edge = np.array([[0, 0, 10, 10]] * 4)
+    assert bilinear_label_resize(edge, (0, 0, 4, 4), (2, 2), 19, 255).tolist() == [[1, 9], [1, 9]]
+    # a class next to the ignore label blends into no class: ignore (0 | 255 -> 128)
+    assert bilinear_label_resize(np.array([[0, 255]]), (0, 0, 2, 1), (1, 1), 19, 255).tolist() == [[255]]
+
+
+def test_label_resize_knob_reaches_the_dataset(tmp_path):
+    fixtures = pytest.importorskip("fixtures")
+    from scpdiff.datasets import open_benchmark_split
+
+    root = fixtures.make_cityscapes_fixture(tmp_path / "cityscapes")
+    masks = {}
+    for value in ("nearest", "bilinear"):
+        path = tmp_path / f"{value}.yaml"
+        path.write_text(yaml.safe_dump({"extends": "cityscapes", "name": value, "dataset": {"root": str(root)},
+                                        "resolution": [24, 48], "protocol": {"label_resize": value}}))
+        ds = open_benchmark_split(load_benchmark(path), "val")
+        assert ds.label_resize == value
+        masks[value] = ds[0][1]
+    nearest, bilinear = masks["nearest"], masks["bilinear"]
+    # the fixture's maps are 64x128 with 8-pixel blocks: shrunk to 24x48, bilinear blends block edges
+    assert nearest.shape == bilinear.shape == (24, 48) and not np.array_equal(nearest, bilinear)
+    assert set(np.unique(bilinear)) <= set(range(19)) | {255}
+
+
+def test_condition_resize_bilinear_antialias_by_hand():
+    from scpdiff.models.conditioning import conditions_from_sources
+
+    # a black | white edge (classes 0 | 1) halved: antialiased bilinear = a triangle filter of
+    # half-width 2 input pixels; output pixel 0 is centred at x = 1 and weighs the pixels centred at
+    # 0.5, 1.5, 2.5 by 0.75, 0.75, 0.25 (normalised by 1.75): white share 0.25 / 1.75 = 1/7
+    mask = np.array([[0, 0, 1, 1]] * 4)
+    cond = conditions_from_sources([mask], np.array([[0, 0, 0], [255, 255, 255]]), (2, 2))
+    assert cond.shape == (1, 3, 2, 2)
+    assert cond[0, :, 0].numpy() == pytest.approx(np.array([[1 / 7, 6 / 7]] * 3), abs=1e-6)
+    # a map already at the size is colour-coded only (hard edges, as nearest)
+    same = conditions_from_sources([mask], np.array([[0, 0, 0], [255, 255, 255]]), (4, 4))
+    assert same[0, 0].numpy().tolist() == [[0.0, 0.0, 1.0, 1.0]] * 4
+
+
+def test_condition_resize_knob_reaches_generation_and_training(tmp_path):
+    fixtures = pytest.importorskip("fixtures")
+    from scpdiff.datasets import open_benchmark_split
+    from scpdiff.datasets.folders import crop_box, nearest_resize
+
+    root = fixtures.make_cityscapes_fixture(tmp_path / "cityscapes")
+    path = tmp_path / "small.yaml"
+    path.write_text(yaml.safe_dump({"extends": "cityscapes", "name": "small", "dataset": {"root": str(root)},
+                                    "resolution": [24, 48]}))
+    bench = load_benchmark(path)
+    assert bench.protocol["condition_resize"] == "bilinear_antialias"
+    ds = open_benchmark_split(bench, "val")
+    source = ds.source_mask(0)
+    # the stored size, the same ids the nearest-resized mask takes its pixels from
+    assert source.shape == (64, 128)
+    assert np.array_equal(nearest_resize(source, crop_box((128, 64), (24, 48), "stretch"), (24, 48)), ds[0][1])
+
+
+def test_generation_conditions_on_the_soft_edged_condition(pipe):
+    from scpdiff.models.conditioning import conditions_from_sources
+
+    # the map at twice the size, soft-resized: the pipeline sees exactly that condition
+    source = np.zeros((64, 128), dtype=np.int64)
+    source[:, 61:] = 1
+    soft = conditions_from_sources([source] * 2, PALETTE, (32, 64))
+    masks = torch.zeros(2, 32, 64, dtype=torch.long)
+    masks[:, :, 31:] = 1  # the nearest resize of the same map (rows 61/62 -> 30.5/31)
+    normal = priors.create("normal", num_classes=2, latent_shape=(4, 4, 8))
+    kw = dict(palette=PALETTE, mu=1.0, num_steps=2, prompt="a road", guidance_scale=1.0)
+    ours = sampling.sample_images(pipe, normal, masks, conditions=soft,
+                                  generators=sampling.image_generators("n", range(2)), **kw)
+    ref = pipe(prompt=["a road"] * 2, image=soft, height=32, width=64, num_inference_steps=2, guidance_scale=1.0,
+               generator=sampling.image_generators("n", range(2)), output_type="np").images
+    np.testing.assert_array_equal(ours, (np.clip(ref, 0, 1) * 255).round().astype(np.uint8))
+    with pytest.raises(Exception, match=r"conditions must be \[2, 3, 32, 64\]"):
+        sampling.sample_images(pipe, normal, masks, conditions=soft[:, :, :16],
+                               generators=sampling.image_generators("n", range(2)), **kw)
+
+
+def test_toy_source_mask_is_the_stored_map(tmp_path):
+    from scpdiff.datasets.toy import ToyDataset, write_toy_dataset
+
+    write_toy_dataset(tmp_path / "toy", num_train=2, num_val=1, resolution=(32, 64), seed=0)
+    half = ToyDataset(tmp_path / "toy", "val", resolution=(16, 32))
+    source = half.source_mask(0)
+    assert source.shape == (32, 64) and half[0][1].shape == (16, 32)
+    # nearest halving keeps the pixel under each target centre: rows/columns 1, 3, 5, ...
+    assert np.array_equal(source[1::2, 1::2], half[0][1])

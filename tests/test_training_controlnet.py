@@ -100,3 +100,22 @@ def test_prediction_type_mismatch_is_a_config_error(tmp_path, capsys):
     base = save_tiny_base(tmp_path / "base")  # epsilon
     assert main(["train-controlnet", "--benchmark", str(bench), "--base", str(base), "--out", str(tmp_path / "x")]) == 1
     assert "v_prediction" in capsys.readouterr().err
+
+
+def test_condition_resize_reaches_fine_tuning(tmp_path):
+    # the toy made at 64x128 and trained at 32x64: bilinear_antialias conditions (soft class edges from
+    # the stored maps) and nearest ones (the halved maps colour-coded) train different ControlNets
+    path = _bench(tmp_path, unlock=False)
+    bench = yaml.safe_load(path.read_text())
+    bench["resolution"] = [32, 64]
+    bench["training"]["controlnet"].update(steps=2, checkpoint_every=2, cache_latents=False)
+    base = save_tiny_base(tmp_path / "base")
+    weights = {}
+    for resize in ("nearest", "bilinear_antialias"):
+        bench["protocol"]["condition_resize"] = resize
+        path.write_text(yaml.safe_dump(bench))
+        out = tmp_path / resize
+        assert main(["train-controlnet", "--benchmark", str(path), "--base", str(base), "--out", str(out)]) == 0
+        weights[resize] = _weights(out / "controlnet")
+    a, b = weights["nearest"], weights["bilinear_antialias"]
+    assert any(not torch.equal(a[k], b[k]) for k in a)

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from scpdiff.config.benchmark import load_benchmark
+from scpdiff.config.workflow import resolve_benchmark
 from scpdiff.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,6 +60,9 @@ def expected_jobs(bench) -> Counter:
     settings = {(p, m) for p in bench["priors"] for m in mus}
     if bench["mu"].get("oracle_grid"):
         settings |= {("oracle", m) for m in bench["mu"]["oracle_grid"]} | {("normal", 1.0)}
+    if bench["protocol"]["normal_prior_start"] == "controlnet":
+        # plain ControlNet inference ignores mu: the normal prior is generated and scored once (mu = 1)
+        settings = {(p, 1.0 if p == "normal" else m) for p, m in settings}
     gen_shards = math.ceil(c["fid_samples"] / c["shard_size"])
     div_shards = math.ceil(c["diversity_maps"] * c["diversity_samples"] / c["shard_size"])
     n_div = len([p for p in bench["priors"] if p != "oracle"])
@@ -66,7 +70,9 @@ def expected_jobs(bench) -> Counter:
     n_seed = n_div * (len(bench["sampling"].get("seeds") or [0]) - 1)
     jobs = Counter(
         prepare_data=1, weights=1, ref_stats=1, train_controlnet=1,
-        encode_latents=ref_shards + val_shards, fit_prior=ref_shards * len(fitted), merge_priors=len(fitted),
+        # the official joint prior's own quarter of the split (joint_reference), in as many shards
+        encode_latents=ref_shards * (1 + (bench["protocol"]["joint_reference"] == "quarter_of_split"
+                                          and "joint" in bench["priors"])) + val_shards, fit_prior=ref_shards * len(fitted), merge_priors=len(fitted),
         generate=(len(settings) + n_seed) * gen_shards + n_div * div_shards, score_fid=len(settings), score_diversity=n_div,
         # one score job per FID generation shard, merged per setting by score_fid / score_fid_seed
         score_shard=(len(settings) + n_seed) * gen_shards,
@@ -146,7 +152,7 @@ def test_dry_run_of_a_real_benchmark_on_fixture_paths(tmp_path, name, preset):
     assert resolved["preset"] == preset and resolved["start_rule"] == ("official" if preset == "official" else "grid_tail")
     # FID masks are drawn with replacement (both presets: the paper is silent), so not every val map has an image
     assert resolved["fid_masks"] == "with_replacement" and "--allow-subset" in out
-    bench = load_benchmark(name)
+    bench = resolve_benchmark(name, {name: {"protocol": {"preset": preset}}}) if preset else load_benchmark(name)
     bench["counts"] = small
     assert counts == expected_jobs(bench)
     # no toy training; the real models and the published segmenter are inputs
@@ -423,3 +429,21 @@ def test_cost_knobs_reach_the_jobs_and_the_plan_counts_them(tmp_path):
     assert plan["generate"] == counts["generate_discarded"]
     assert plan["score FID/KID"] == counts["score_shard"] + counts["score_fid"] + counts["score_fid_seed"]
     assert plan["total"] == sum(counts.values())
+
+
+def test_dry_run_of_the_toy_protocol_ablation(tmp_path):
+    from scpdiff.config.ablation import applied_flips
+
+    counts, out = dry_run(tmp_path, {"benchmarks": ["toy"]}, "results/toy/protocol_ablation.csv")
+    n = len(applied_flips(load_benchmark("toy")))
+    assert n == 11 and "all" not in counts  # not part of the default target
+    assert counts["ablation_benchmark"] == counts["ablation_generate"] == counts["ablation_score"] == n
+    # reference_draw and joint_reference encode their own 4 reference shards; the normal prior is not fitted;
+    # no flip changes the toy's FID reference set; the defaults: joint and categorical at 0.85, normal once
+    assert (counts["ablation_latents"], counts["ablation_fit"], counts["ablation_ref_stats"]) == (8, n - 1, 0)
+    assert counts["score_fid"] == 3 and counts["protocol_ablation"] == 1
+    gen = [line for line in out.splitlines() if line.startswith("scpdiff generate --benchmark work/toy/ablation/")]
+    assert any("ablation/table_mu/benchmark.yaml" in line and "--mu 0.8 " in line for line in gen)
+    assert any("ablation/normal_prior_start/" in line and "--variant normal " in line and "--prior" not in line
+               for line in gen)
+    assert "--split train_joint" in out and "--default-score joint work/toy/scores/joint/mu0.85.json" in out

@@ -39,6 +39,7 @@ COMMANDS: dict[str, str] = {
     "user-study": "user_study",
     "validate-config": "validate_config",
     "protocol": "protocol",
+    "protocol-ablation": "protocol_ablation",
     "install-profiles": "install_profiles",
     "plan": "plan",
     "resume": "resume",

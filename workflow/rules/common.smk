@@ -18,6 +18,7 @@ from snakemake.io import strip_wildcard_constraints
 
 from scpdiff.errors import ScpdiffError
 from scpdiff.priors import available, get_prior_class
+from scpdiff.priors.for_benchmark import reference_latent_set
 from scpdiff.config import settings
 from scpdiff.config.workflow import (
     PLUGINS_ENV,
@@ -65,7 +66,8 @@ wildcard_constraints:
     prior="[A-Za-z0-9_]+",
     mu=r"[0-9]+(\.[0-9]+)?",
     shard=r"[0-9]{4}",
-    split="train|val",
+    split="train|val|train_joint",
+    knob="[a-z_]+",
     purpose="fid|diversity|fid_seed[0-9]+",
     seed="[0-9]+",
     ref="real_val|real_train|vae_reconstruction",
@@ -134,6 +136,10 @@ def fmt_mu(mu):
 # The enumeration lives in scpdiff.config.settings, shared with `scpdiff plan`.
 def fid_settings(b):
     return settings.fid_settings(BENCH[b])
+
+
+def sample_mu(b, prior, mu):
+    return settings.sample_mu(BENCH[b], prior, mu)
 
 
 def diversity_settings(b):
@@ -443,9 +449,10 @@ def score_inputs(product):
         which = product or wildcards.product
         fid, diversity = product_settings(b, which)
         return {
-            "fid": [score_file(b, p, m, "fid") for p, m in fid],
-            "diversity": [score_file(b, p, m, "diversity") for p, m in diversity],
-            "seeds": [seed_score_file(b, p, m, s) for p, m, s in product_seeds(b, which)],
+            # a row reads the images of its setting's sample_mu (the normal prior: one setting)
+            "fid": [score_file(b, p, sample_mu(b, p, m), "fid") for p, m in fid],
+            "diversity": [score_file(b, p, sample_mu(b, p, m), "diversity") for p, m in diversity],
+            "seeds": [seed_score_file(b, p, sample_mu(b, p, m), s) for p, m, s in product_seeds(b, which)],
             "reference": [reference_score_file(b, ref) for ref in product_references(b, which)],
         }
 
@@ -476,7 +483,7 @@ def samples_grid_inputs(wildcards):
     # the first shard holds the first label maps of the validation split
     return {
         "index": data_index(wildcards),
-        "shards": [sample_shards(b, p, mu, "fid")[0] for p in table_priors(b)],
+        "shards": [sample_shards(b, p, sample_mu(b, p, mu), "fid")[0] for p in table_priors(b)],
     }
 
 

@@ -16,7 +16,7 @@ rule encode_latents:
         shard=lambda w: int(w.shard),
         num_shards=lambda w: (
             num_reference_shards(w.bench)
-            if w.split == "train"
+            if w.split in ("train", "train_joint")
             else num_val_latent_shards(w.bench)
         ),
         settings=digest("dataset", "resolution", "counts", "protocol"),
@@ -35,7 +35,8 @@ rule encode_latents:
 
 rule fit_prior:
     input:
-        f"{WORK}/{{bench}}/latents/train/{{shard}}.safetensors",
+        # the N drawn reference images, or the joint prior's own (protocol joint_reference)
+        lambda w: f"{WORK}/{w.bench}/latents/{reference_latent_set(BENCH[w.bench], w.prior)}/{w.shard}.safetensors",
     output:
         f"{WORK}/{{bench}}/priors/{{prior}}/shards/{{shard}}.safetensors",
     wildcard_constraints:

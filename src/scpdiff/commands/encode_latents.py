@@ -13,7 +13,9 @@ HELP = "encode one shard of a split's images into scaled VAE latents (safetensor
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--benchmark", required=True, help="benchmark name or YAML path")
     p.add_argument("--base", required=True, help="base model folder (its vae/ is used) or a cached HF repo id")
-    p.add_argument("--split", required=True, choices=["train", "val"])
+    p.add_argument("--split", required=True, choices=["train", "val", "train_joint"],
+                   help="train: the priors' N reference images; train_joint: the joint prior's under "
+                        "joint_reference: quarter_of_split (docs/protocol.md); val: every val image")
     p.add_argument("--shard", type=non_negative_int, default=0)
     p.add_argument("--num-shards", type=positive_int, default=1)
     p.add_argument("--out", required=True, help="output .safetensors")

@@ -145,8 +145,39 @@ def benchmark_schema() -> dict:
 
 
 def protocol_layers(chain: list[Path]) -> list[tuple[str, dict | None]]:
-    """(file, its own ``protocol:`` section) along an ``extends`` chain, the file itself first."""
-    return [(f"benchmark file {p}", read_mapping(p, "a benchmark file").get("protocol") or None) for p in chain]
+    """(file, its own ``protocol:`` section) along an ``extends`` chain, the file itself first; a
+    file's ``mu.table`` counts as its ``table_mu`` knob (:func:`layer_protocol`)."""
+    out = []
+    for p in chain:
+        data = read_mapping(p, "a benchmark file")
+        out.append((f"benchmark file {p}", layer_protocol(data)))
+    return out
+
+
+def layer_protocol(data: dict) -> dict | None:
+    """The ``protocol:`` section one benchmark file or override layer writes, its ``mu.table`` (the
+    older spelling of Table 1's mu, which every benchmark file had) counted as ``table_mu``."""
+    section, mu = data.get("protocol"), data.get("mu")
+    table = mu.get("table") if isinstance(mu, dict) else None
+    if table is None or not isinstance(section, (dict, type(None))):
+        return section or None
+    return {"table_mu": table, **(section or {})}
+
+
+def protocol_with_table_mu(data: dict, source: str) -> dict | None:
+    """The benchmark's ``protocol:`` section with ``mu.table``, when written, as its ``table_mu``
+    knob: the one value Tables 1-3 run at (:data:`.protocol.KNOBS`, ``table_mu``). Written in both
+    places with different values is an error naming both keys."""
+    section = data.get("protocol")
+    table = (data.get("mu") or {}).get("table")
+    if table is None:
+        return section
+    section = dict(section or {})
+    if "table_mu" in section and float(section["table_mu"]) != float(table):
+        raise ConfigError(f"{source}: mu.table ({table}) and protocol/table_mu ({section['table_mu']}) "
+                          "disagree: Table 1's mu is one value; write one of them")
+    section["table_mu"] = table
+    return section
 
 
 def validate_benchmark(data: Any, source: str = "<config>", origins: dict[str, str] | None = None) -> Benchmark:
@@ -158,9 +189,11 @@ def validate_benchmark(data: Any, source: str = "<config>", origins: dict[str, s
     """
     check_schema(data, benchmark_schema(), source, "benchmark config")
     bench = Benchmark(data)
-    proto = resolve_protocol(data.get("protocol"), data["dataset"]["kind"], source, origins)
+    proto = resolve_protocol(protocol_with_table_mu(data, source), data["dataset"]["kind"], source, origins)
     bench["protocol"] = proto.section()
     bench._protocol = proto
+    # every stage reads Table 1's mu here: the knob's resolved value (preset, mu.table or table_mu)
+    bench["mu"] = {"table": proto["table_mu"], **{k: v for k, v in bench["mu"].items() if k != "table"}}
     h, w = bench.resolution
     if h % LATENT_FACTOR or w % LATENT_FACTOR:
         raise ConfigError(f"{source}: resolution {h}x{w} must be a multiple of {LATENT_FACTOR}")

@@ -83,6 +83,12 @@ KNOBS: tuple[Knob, ...] = (
          why="official: q_sample to D = round(mu*T) - 1, then the DDIM grid up to its first step >= D "
              "(subset_end); grid_tail: the last round(mu*S) grid steps, noised to their first step "
              "(scpdiff.sampling.schedule)"),
+    Knob("table_mu", {"type": "number", "exclusiveMinimum": 0, "maximum": 1}, 0.8, paper=0.85,
+         paper_words="Figs. 3, 6: 'Prior (0.85T)'; Table 1 does not state its mu",
+         official_code="scripts/noise_prior_inference.sh:2 (--diffusion_steps 799: D = 799, mu = 0.8); "
+                       "noise_prior_inference.py:136-137",
+         why="the mu of Tables 1-3 (D = mu*T); a benchmark's own `mu.table` sets this knob "
+             "(scpdiff.config.benchmark; both written and different is an error)"),
     Knob("normal_prior_start", _enum("controlnet", "mu"), "controlnet",
          paper_words="sec. 5.2: 'normal prior (which reduces to standard finetuned ControlNet inference scheme)'",
          official_code="noise_prior_inference.py:126-128,261-262 (D must be 999)",
@@ -136,8 +142,8 @@ KNOBS: tuple[Knob, ...] = (
     Knob("joint_reference", _enum("quarter_of_split", "reference_draw"), "quarter_of_split", paper="reference_draw",
          paper_words="sec. 4.3: 'For N reference images' (the same N as the other priors)",
          official_code="noise_prior.py:189-208 (indices i::64 for i < 16)",
-         why="the official joint prior ignores N: it sees every image whose index mod 64 is below 16",
-         code_path=False),
+         why="the official joint prior ignores N: it sees every image whose index mod 64 is below 16 "
+             "(encode-latents --split train_joint, scpdiff.utils.draws.quarter_of_split)"),
     Knob("fid_masks", _enum("with_replacement", "cycle"), "with_replacement",
          paper_words="App. A: 'we sampled 50,000 images for each group of experimental setting'",
          official_code="noise_prior_inference.py:240 (random.choices), scripts/noise_prior_inference.sh:2 (seed 4)",
@@ -160,7 +166,8 @@ KNOBS: tuple[Knob, ...] = (
              "classes stay black: train ids do not keep them apart)"),
     Knob("condition_resize", _enum("bilinear_antialias", "nearest"), "bilinear_antialias",
          official_code="datasets/cityscapes.py:78-80; datasets/ade20k.py:54-56; datasets/cocostuff.py:53-55",
-         why="the colour condition resized like an image (soft class edges) or label-exact", code_path=False),
+         why="the colour condition resized like an image (soft class edges) or label-exact "
+             "(scpdiff.models.conditioning.conditions_from_sources)"),
     Knob("ignore_labels", _enum("fitted_as_class", "excluded"), "fitted_as_class",
          official_code="noise_prior.py:67-91,147-151 (256 class slots)",
          why="whether void/ignore tokens get statistics of their own (one more class slot) or are "
@@ -174,8 +181,9 @@ KNOBS: tuple[Knob, ...] = (
          official_code="tutorial_train.py:61 (no gradient_clip_val)", why="null: no gradient clipping"),
     Knob("label_resize", _enum("nearest", "bilinear"), "nearest",
          official_code="datasets/cityscapes.py:89; datasets/ade20k.py:60; datasets/cocostuff.py:59 (Resize of class ids)",
-         why="defect: bilinear resizing blends class ids at boundaries into other ids",
-         defect=True, code_path=False),
+         why="defect: bilinear resizing blends class ids at boundaries into other ids "
+             "(scpdiff.datasets.folders.bilinear_label_resize)",
+         defect=True),
     Knob("cityscapes_split_walk", {"type": "boolean"}, False,
          official_code="datasets/cityscapes.py:20-49 (the `continue` after removing test/ skips the split filter)",
          why="defect: 'train' and 'val' both list train+val (3,475 images)", defect=True),

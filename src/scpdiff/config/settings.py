@@ -31,6 +31,29 @@ def fid_settings(bench: Mapping) -> list[tuple[str, str]]:
     return _unique(out)
 
 
+# the prior whose start rule is the protocol's normal_prior_start (scpdiff.sampling.schedule)
+NORMAL_PRIOR = "normal"
+# the mu label of the one normal-prior setting under ``normal_prior_start: controlnet`` (D = 999)
+CONTROLNET_MU = "1"
+
+
+def sample_mu(bench: Mapping, prior: str, mu) -> str:
+    """The mu whose images a (prior, mu) setting reads. Under the protocol's ``normal_prior_start:
+    controlnet`` the normal prior is plain ControlNet inference whatever mu (pure noise at the grid's
+    top step, noise_prior_inference.py:126-128): one setting, generated once at mu = 1 (D = 999) and
+    read by every row that shows the normal prior (Table 1 at mu.table, a flat line in Fig. 8)."""
+    proto = bench.get("protocol") or {}
+    if prior == NORMAL_PRIOR and proto.get("normal_prior_start", "controlnet") == "controlnet":
+        return CONTROLNET_MU
+    return fmt_mu(mu)
+
+
+def generated_settings(bench: Mapping, pairs) -> list[tuple]:
+    """The (prior, mu, ...) settings ``pairs`` make the workflow generate and score: each pair with
+    its :func:`sample_mu`, once (rows that share images share one job)."""
+    return _unique([(p, sample_mu(bench, p, m), *rest) for p, m, *rest in pairs])
+
+
 def table_priors(bench: Mapping) -> list[str]:
     """The priors of Tables 1-3 (the oracle only draws Fig. 3)."""
     return [p for p in bench["priors"] if p != "oracle"]
@@ -87,7 +110,8 @@ def generation_images(bench: Mapping, purpose: str, prior: str | None = None, mu
     counts = bench["counts"]
     if purpose == "diversity":
         return counts["diversity_maps"] * counts["diversity_samples"]
-    if prior is None or purpose != "fid" or (prior, fmt_mu(mu)) in table_settings(bench):
+    # Table 1's settings as generated (the normal prior's own setting under the controlnet start)
+    if prior is None or purpose != "fid" or (prior, fmt_mu(mu)) in generated_settings(bench, table_settings(bench)):
         return counts["fid_samples"]
     return sweep_fid_samples(bench)
 

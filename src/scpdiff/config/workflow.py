@@ -22,7 +22,8 @@ from typing import Any
 
 import yaml
 
-from .benchmark import Benchmark, benchmark_source, protocol_layers, read_benchmark, validate_benchmark
+from .benchmark import (Benchmark, benchmark_source, layer_protocol, protocol_layers, read_benchmark,
+                        validate_benchmark)
 from .protocol import knob_origins
 from .yaml_files import check_schema, deep_merge, load_schema
 from ..errors import ConfigError, ScpdiffError
@@ -76,8 +77,8 @@ def resolve_benchmark(entry: str, overrides: dict | None = None, check_priors: b
     if over:
         data = deep_merge(data, over)
         source += f" (with the workflow config's overrides for {name!r})"
-        if isinstance(over.get("protocol"), dict):
-            layers.insert(0, (f"workflow config overrides for {name!r}", over["protocol"]))
+        if layer_protocol(over):
+            layers.insert(0, (f"workflow config overrides for {name!r}", layer_protocol(over)))
     bench = validate_benchmark(data, source=source, origins=knob_origins(layers))
     bench.source = source
     bench.path = chain[0]

@@ -48,7 +48,10 @@ def open_benchmark_split(bench, split: str) -> SegmentationDataset:
     if proto is not None and proto["cityscapes_split_walk"] and d["kind"] == "cityscapes" and split in ("train", "val"):
         # the official loader's defect (docs/protocol.md): both splits are train + val
         name = f"{d.get('train_split', 'train')}+{d.get('val_split', 'val')}"
-    return open_dataset(d["kind"], root=d["root"], split=name, resolution=bench.resolution)
+    ds = open_dataset(d["kind"], root=d["root"], split=name, resolution=bench.resolution)
+    if proto is not None:
+        ds.label_resize = proto["label_resize"]  # the defect knob (docs/protocol.md), off by default
+    return ds
 
 
 __all__ = ["ClassInfo", "SegmentationDataset", "class_info", "num_classes_for", "open_benchmark_split", "open_dataset", "register_dataset"]

@@ -33,6 +33,8 @@ class SegmentationDataset:
     classes: ClassInfo
     split: str
     resolution: tuple[int, int]  # (H, W)
+    # how masks reach the resolution: the protocol knob label_resize (set by open_benchmark_split)
+    label_resize: str = "nearest"
 
     def __len__(self) -> int:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -46,6 +48,12 @@ class SegmentationDataset:
         if not 0 <= index < len(self):
             raise IndexError(index)
         return self.load(index)
+
+    def source_mask(self, index: int) -> np.ndarray:
+        """Item ``index``'s class ids at their stored size (the window the resize maps onto the
+        benchmark resolution): what ``condition_resize: bilinear_antialias`` colour-codes before
+        resizing. Readers that store maps at the benchmark resolution return the item's mask."""
+        return self[index][1]
 
     @property
     def num_classes(self) -> int:

@@ -18,6 +18,12 @@ folder, and decodes a pair only when it is indexed. Each item goes through the s
    pixel takes the source pixel under its centre, :func:`nearest_resize`), so no new label
    values appear;
 4. stored values become class ids through the dataset's :class:`~.class_tables.LabelTable`.
+
+The protocol knob ``label_resize: bilinear`` (a defect of the official code, which no preset turns
+on; docs/protocol.md) replaces step 3's nearest mask resampling by what the official loaders do to
+their integer label maps (datasets/cityscapes.py:78,89; datasets/ade20k.py:54,60;
+datasets/cocostuff.py:53,59): torchvision's ``Resize`` (bilinear, antialiased) of the class ids,
+which blends neighbouring ids at every boundary into other ids (:func:`bilinear_label_resize`).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import InputError
@@ -249,6 +256,26 @@ def nearest_resize(mask: np.ndarray, box: tuple[float, float, float, float], res
     return mask[rows[:, None], cols[None, :]]
 
 
+def bilinear_label_resize(ids: np.ndarray, box: tuple[float, float, float, float], resolution: tuple[int, int],
+                          num_classes: int, ignore_index: int) -> np.ndarray:
+    """Class ids ``ids`` (window ``box``) resized to ``resolution`` = (H, W) as the official code resizes
+    its label maps: torchvision ``Resize`` (bilinear, antialias) of the uint8 ids, rounded back to
+    integers. A blend of two ids is another id (the defect); a blend that names no class (between a
+    class and the ignore label) becomes the ignore label, which our class tables can hold (the
+    official 256-slot tables give such values statistics of their own)."""
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms.functional import resize
+
+    if int(ids.max(initial=0)) > 255:
+        raise InputError(f"bilinear label resizing works on 8-bit ids, got id {int(ids.max())}")
+    left, top, right, bottom = (int(round(v)) for v in box)
+    window = torch.from_numpy(np.ascontiguousarray(ids[top:bottom, left:right], dtype=np.uint8))[None]
+    out = resize(window, list(resolution), interpolation=InterpolationMode.BILINEAR, antialias=True)[0]
+    out = out.numpy().astype(np.int64)
+    out[(out >= num_classes) & (out != ignore_index)] = ignore_index
+    return out
+
+
 class FolderDataset(SegmentationDataset):
     """A :class:`SegmentationDataset` over pre-indexed (image, mask) file pairs, decoded lazily."""
 
@@ -296,8 +323,26 @@ class FolderDataset(SegmentationDataset):
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray, str]:
         s = self.samples[index]
         stored = self._checked_mask(s)
-        image, stored = fit_pair(read_rgb(s.image), stored, self.resolution, self.fit)
-        return image, self.labels.lookup[stored], s.name
+        image, resized = fit_pair(read_rgb(s.image), stored, self.resolution, self.fit)
+        return image, self._class_ids(stored, resized), s.name
+
+    def _class_ids(self, stored: np.ndarray, resized: np.ndarray) -> np.ndarray:
+        """The class ids at the benchmark resolution: ``resized`` (nearest) looked up, or under
+        ``label_resize: bilinear`` the full-size ids blended (:func:`bilinear_label_resize`)."""
+        if self.label_resize != "bilinear" or self.resolution is None or stored.shape == resized.shape:
+            return self.labels.lookup[resized]
+        h, w = stored.shape
+        return bilinear_label_resize(self.labels.lookup[stored], crop_box((w, h), self.resolution, self.fit),
+                                     self.resolution, self.num_classes, self.ignore_index)
+
+    def source_mask(self, index: int) -> np.ndarray:
+        """The class ids at the stored size, cut to the window ``fit`` maps (SegmentationDataset)."""
+        stored = self._checked_mask(self.samples[index])
+        if self.resolution is None:
+            return self.labels.lookup[stored]
+        h, w = stored.shape
+        left, top, right, bottom = (int(round(v)) for v in crop_box((w, h), self.resolution, self.fit))
+        return self.labels.lookup[stored[top:bottom, left:right]]
 
     def load_mask(self, index: int) -> tuple[np.ndarray, str]:
         """``(mask, name)`` exactly as :meth:`load` returns them, without decoding the image (cheap scans)."""
@@ -305,7 +350,8 @@ class FolderDataset(SegmentationDataset):
             index += len(self)
         s = self.samples[index]
         stored = self._checked_mask(s)
+        resized = stored
         if self.resolution is not None:
             h, w = stored.shape
-            stored = nearest_resize(stored, crop_box((w, h), self.resolution, self.fit), self.resolution)
-        return self.labels.lookup[stored], s.name
+            resized = nearest_resize(stored, crop_box((w, h), self.resolution, self.fit), self.resolution)
+        return self._class_ids(stored, resized), s.name

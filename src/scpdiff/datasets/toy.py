@@ -31,6 +31,7 @@ from PIL import Image
 from ..errors import InputError
 from . import register_dataset
 from .base import ClassInfo, SegmentationDataset
+from .folders import bilinear_label_resize
 
 GENERATOR_VERSION = 1
 IGNORE_INDEX = 255
@@ -297,6 +298,15 @@ class ToyDataset(SegmentationDataset):
     def __len__(self) -> int:
         return len(self.image_paths)
 
+    def source_mask(self, index: int) -> np.ndarray:
+        """The label map as stored (its native size), SegmentationDataset.source_mask."""
+        lpath = self.label_dir / self.image_paths[index].name
+        try:
+            with Image.open(lpath) as lm:
+                return np.asarray(lm, dtype=np.int64)
+        except (FileNotFoundError, OSError) as exc:
+            raise InputError(f"{lpath}: unreadable label ({exc})") from None
+
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray, str]:
         ipath = self.image_paths[index]
         lpath = self.label_dir / ipath.name
@@ -316,5 +326,10 @@ class ToyDataset(SegmentationDataset):
         h, w = self.resolution
         if image.size != (w, h):
             image = image.resize((w, h), Image.BILINEAR)
+            if self.label_resize == "bilinear":  # the defect knob (scpdiff.datasets.folders)
+                ids = np.asarray(label, dtype=np.int64)
+                box = (0.0, 0.0, float(ids.shape[1]), float(ids.shape[0]))
+                mask = bilinear_label_resize(ids, box, (h, w), self.num_classes, self.ignore_index)
+                return np.asarray(image, dtype=np.uint8), mask, ipath.stem
             label = label.resize((w, h), Image.NEAREST)
         return np.asarray(image, dtype=np.uint8), np.asarray(label, dtype=np.int64), ipath.stem

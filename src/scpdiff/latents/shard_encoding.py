@@ -4,6 +4,9 @@ The train split gives the N reference images of the priors (``counts.reference``
 5.1: N = 10,000): under the protocol knob ``reference_draw: with_replacement`` (the official
 noise_prior.py:49,54,117) N draws with replacement by ``random.Random(reference_seed).choices``
 (:func:`scpdiff.utils.draws.draw_with_replacement`) over the split's images, so an image may appear more than once; under ``first_n`` the first N.
+The ``train_joint`` latent set holds the joint prior's reference images under ``joint_reference:
+quarter_of_split`` (the official joint prior sees the indices ``i::64`` for ``i < 16`` of the train
+split, noise_prior.py:189,205-208; :func:`scpdiff.utils.draws.quarter_of_split`).
 The val split gives every val image's latent, which the oracle prior (Eq. 4) pairs with its label
 map by name. Item ``i``'s posterior sample comes from the generator of ``("encode:{split}", i, seed)``,
 so any sharding gives the same latents.
@@ -18,7 +21,7 @@ import torch
 
 from ..datasets import open_benchmark_split
 from ..models.paths import resolve_base_model
-from ..utils.draws import draw_with_replacement
+from ..utils.draws import draw_with_replacement, quarter_of_split
 from ..errors import InputError
 from ..utils.files import check_output_path
 from ..utils.seeds import image_generators
@@ -28,8 +31,15 @@ from .encoding import encode_images
 from .shards import LatentShard, write_latent_shard
 
 
+# latent set -> the dataset split it encodes
+LATENT_SETS = {"train": "train", "val": "val", "train_joint": "train"}
+
+
 def split_indices(bench, split: str, dataset_size: int) -> list[int]:
-    """The dataset indices encoded, in order: the reference draw for train (module doc), all of val."""
+    """The dataset indices latent set ``split`` encodes, in order: the reference draw for train, the
+    joint prior's quarter of the split for train_joint (module doc), all of val."""
+    if split == "train_joint":
+        return quarter_of_split(dataset_size)
     if split != "train":
         return list(range(dataset_size))
     n = int(bench["counts"]["reference"])
@@ -59,7 +69,9 @@ def encode_split_shard(
     check_output_path(out, "file", "--out (the latent shard)")
     if batch_size < 1:
         raise InputError(f"--batch-size must be >= 1, got {batch_size}")
-    ds = open_benchmark_split(bench, split)
+    if split not in LATENT_SETS:
+        raise InputError(f"unknown latent set {split!r}; known: {sorted(LATENT_SETS)}")
+    ds = open_benchmark_split(bench, LATENT_SETS[split])
     indices = split_indices(bench, split, len(ds))
     start, stop = shard_bounds(len(indices), shard, num_shards)
     device = device or default_device()
@@ -88,7 +100,7 @@ def encode_split_shard(
             "scaling_factor": str(float(vae.config.scaling_factor)),
             "posterior": "sample",
             "draw": (f"{bench.protocol['reference_draw']}:seed={bench.protocol['reference_seed']}"
-                     if split == "train" else "all"),
+                     if split == "train" else "quarter_of_split" if split == "train_joint" else "all"),
             "shard": f"{shard}/{num_shards}",
         },
     )

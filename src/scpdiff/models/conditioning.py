@@ -12,6 +12,13 @@ Which palette (the protocol knob ``condition_colours``, docs/protocol.md): the d
 conditioned on (``official_colour_maps``, kept as data in ``scpdiff/data/official_condition_colours.csv``
 with its source), which a ControlNet fine-tuned by the authors expects. :func:`condition_palette`
 picks it; :func:`encode_mask` is the one place a label map becomes the condition image.
+
+How it reaches the benchmark resolution (the protocol knob ``condition_resize``): ``nearest``
+colour-codes the label map already resized (nearest, every edge a hard class edge);
+``bilinear_antialias`` colour-codes the label map at its stored size and resizes the colour image
+like a photograph, as the official loaders do (torchvision ``Resize``, bilinear with antialiasing:
+datasets/cityscapes.py:78-80, datasets/ade20k.py:54-56, datasets/cocostuff.py:53-55), which softens
+every class edge into blended colours (:func:`conditions_from_sources`).
 """
 
 from __future__ import annotations
@@ -89,3 +96,20 @@ def encode_mask(masks: torch.Tensor | np.ndarray, palette, ignore_index: int = 2
         raise InputError(f"mask labels {labels} are outside [0, {n}) and not the ignore label {ignore_index}")
     table = palette_lookup_table(palette, num_labels=max(256, ignore_index + 1, n)).to(m.device)
     return table[m].permute(0, 3, 1, 2).contiguous()
+
+
+def conditions_from_sources(source_masks, palette, size: tuple[int, int], ignore_index: int = 255) -> torch.Tensor:
+    """``condition_resize: bilinear_antialias``: each label map (class ids at its stored size, any
+    size) colour-coded by :func:`encode_mask`, then resized to ``size`` = (H, W) with torchvision's
+    bilinear antialiased ``Resize``; ``[B, 3, H, W]`` float32 in [0, 1]. A map already at ``size``
+    is colour-coded only."""
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms.functional import resize
+
+    out = []
+    for mask in source_masks:
+        image = encode_mask(mask, palette, ignore_index)[0]
+        if tuple(image.shape[-2:]) != tuple(size):
+            image = resize(image, list(size), interpolation=InterpolationMode.BILINEAR, antialias=True)
+        out.append(image)
+    return torch.stack(out)

@@ -23,7 +23,9 @@ from dataclasses import asdict, dataclass, field
 
 from ..config import settings
 from ..priors import get_prior_class
+from ..priors.for_benchmark import reference_latent_set
 from ..sampling.schedule import start_plan
+from ..utils.draws import quarter_of_split
 from .model_costs import ModelCosts
 from .throughput import ScoringRates, Throughput
 
@@ -33,6 +35,8 @@ TRAIN_FLOPS_PER_FORWARD = 3  # forward + backward (2x forward)
 # Validation label maps of the real datasets (OASIS protocol; paper section 5.1), used when the
 # benchmark does not state dataset.num_val (the toy ones do).
 VAL_MAPS = {"cityscapes": 500, "ade20k": 2000, "cocostuff": 5000}
+# train images of the real datasets (the official joint prior's reference is a quarter of them)
+TRAIN_IMAGES = {"cityscapes": 2975, "ade20k": 20210, "cocostuff": 118287}
 
 
 def segmenter_passes_per_image(kind: str) -> int:
@@ -97,7 +101,9 @@ def _generation(bench, costs: ModelCosts, png_bytes: float) -> StageCost:
     cfg = guidance_factor(bench)
     height, width = bench.resolution
     row = StageCost(bench.name, "generate")
-    purposes = [("fid", settings.fid_settings(bench)), ("diversity", settings.diversity_settings(bench))]
+    # the settings generated (the normal prior once under the controlnet start: settings.sample_mu)
+    purposes = [("fid", settings.generated_settings(bench, settings.fid_settings(bench))),
+                ("diversity", settings.generated_settings(bench, settings.diversity_settings(bench)))]
     maps = num_val_maps(bench)
     for purpose, pairs in purposes:
         for prior, mu in pairs:
@@ -108,7 +114,7 @@ def _generation(bench, costs: ModelCosts, png_bytes: float) -> StageCost:
             row.jobs += settings.num_generation_shards(bench, purpose, prior, mu)
             row.images += images
             row.denoiser_evals += images * steps_run(bench, prior, mu) * cfg
-    seeds = settings.seed_settings(bench)  # Table 1's settings under the further sampling.seeds
+    seeds = settings.generated_settings(bench, settings.seed_settings(bench))  # Table 1's settings under the further sampling.seeds
     for prior, mu, _ in seeds:
         images = settings.generation_images(bench, "fid")
         row.jobs += settings.num_generation_shards(bench, "fid")
@@ -127,9 +133,11 @@ def _generation(bench, costs: ModelCosts, png_bytes: float) -> StageCost:
 
 def fid_setting_images(bench) -> list[tuple[str, str, str, int]]:
     """(prior, mu, purpose, images) of every setting scored for FID/mIoU (further seeds included)."""
-    out = [(p, m, "fid", settings.generation_images(bench, "fid", p, m)) for p, m in settings.fid_settings(bench)]
+    # the settings generated (the normal prior once under the controlnet start: settings.sample_mu)
+    out = [(p, m, "fid", settings.generation_images(bench, "fid", p, m))
+           for p, m in settings.generated_settings(bench, settings.fid_settings(bench))]
     out += [(p, m, f"fid_seed{s}", settings.generation_images(bench, f"fid_seed{s}", p, m))
-            for p, m, s in settings.seed_settings(bench)]
+            for p, m, s in settings.generated_settings(bench, settings.seed_settings(bench))]
     return out
 
 
@@ -205,9 +213,15 @@ def plan_benchmark(bench, costs: ModelCosts, rate: Throughput, png_bytes: float 
     if val_needed:
         enc.jobs += settings.num_val_latent_shards(bench)
         enc.images += maps
+    enc.note = "reference latents" + (" + the val maps' latents for the oracle prior" if val_needed else "")
+    if any(reference_latent_set(bench, p) == "train_joint" for p in fitted):
+        # protocol joint_reference: quarter_of_split, encoded in as many shards as the draw
+        enc.jobs += n_ref
+        enc.images += len(quarter_of_split(int(bench["dataset"].get("num_train")
+                                                or TRAIN_IMAGES.get(bench["dataset"]["kind"], 0))))
+        enc.note += " + the joint prior's quarter of the split (joint_reference)"
     enc.flops = enc.images * costs.vae_encode
     enc.disk_bytes = enc.images * latent_bytes
-    enc.note = "reference latents" + (" + the val maps' latents for the oracle prior" if val_needed else "")
     rows.append(enc)
 
     fit = StageCost(name, "fit priors", jobs=len(fitted) * (n_ref + 1), images=len(fitted) * int(counts["reference"]),
@@ -248,7 +262,7 @@ def plan_benchmark(bench, costs: ModelCosts, rate: Throughput, png_bytes: float 
                           note=f"{bench['segmenter']['kind']}: {per_image} scale(s) per image; "
                                + (f"{per_map} image(s) per label map (counts.segment_per_map)" if per_map else "every image")
                                + "; inside the shard score jobs; FLOPs not counted"))
-    div = settings.diversity_settings(bench)
+    div = settings.generated_settings(bench, settings.diversity_settings(bench))
     k = int(counts["diversity_samples"])
     div_maps = min(int(counts["diversity_maps"]), maps) if maps else int(counts["diversity_maps"])
     rows.append(StageCost(name, "diversity", jobs=len(div), images=len(div) * div_maps * k,

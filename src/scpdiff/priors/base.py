@@ -45,12 +45,16 @@ class NoisePrior:
     - ``requires_latents``: whether ``sample`` needs the paired real latents (``oracle``).
     - ``imported``: its statistics come only from a file made elsewhere (the authors' released
       statistics, ``scpdiff import-priors``), never from ``update`` on reference latents.
+    - ``joint_reference``: fitted on the joint prior's reference images (the protocol knob
+      ``joint_reference``: under ``quarter_of_split`` the official joint prior's 25 % of the split,
+      :func:`scpdiff.utils.draws.quarter_of_split`) rather than on the N drawn reference images.
     """
 
     name: ClassVar[str] = ""
     needs_fit: ClassVar[bool] = True
     requires_latents: ClassVar[bool] = False
     imported: ClassVar[bool] = False
+    joint_reference: ClassVar[bool] = False
 
     def __init__(
         self,

@@ -36,6 +36,17 @@ def protocol_variant(bench, variant: str) -> str:
     return variant
 
 
+def reference_latent_set(bench, variant: str) -> str:
+    """The latent set (``encode-latents --split``) ``variant`` is fitted on: ``train_joint`` for a
+    joint prior under the protocol's ``joint_reference: quarter_of_split`` (the official joint
+    prior's quarter of the split, noise_prior.py:189,205-208), else ``train`` (the N drawn images)."""
+    proto = getattr(bench, "protocol", None)
+    if proto is not None and proto["joint_reference"] == "quarter_of_split" and variant in available():
+        if get_prior_class(protocol_variant(bench, variant)).joint_reference:
+            return "train_joint"
+    return "train"
+
+
 def prior_for_benchmark(bench, variant: str):
     """An unfitted prior of ``variant`` (as the protocol implements it, :func:`protocol_variant`)
     with the benchmark's classes, latent shape and prior options."""

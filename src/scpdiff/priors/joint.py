@@ -26,6 +26,8 @@ DEFAULT_MIN_COUNT = 10
 
 @register("joint")
 class JointPrior(FittedPrior):
+    joint_reference = True  # the protocol's joint_reference images (NoisePrior)
+
     def __init__(self, num_classes, latent_shape, *, min_count: int | None = DEFAULT_MIN_COUNT, **options):
         super().__init__(num_classes, latent_shape, min_count=DEFAULT_MIN_COUNT if min_count is None else min_count, **options)
         if self.min_count < 1:

@@ -92,11 +92,14 @@ def sample_images(
     normal_start: str = "mu",
     negative_prompt: str | None = None,
     eta: float = 0.0,
+    conditions: torch.Tensor | None = None,
 ) -> np.ndarray:
     """Generate one image per mask: prior -> Eq. 6 -> the last n DDIM steps -> VAE.
 
     ``masks``: int ``[B, H, W]`` at image resolution; the ControlNet condition is
-    :func:`scpdiff.models.conditioning.encode_mask` with ``palette``. ``start_rule``,
+    :func:`scpdiff.models.conditioning.encode_mask` with ``palette``, or ``conditions`` ``[B, 3, H, W]``
+    made from the maps otherwise (the protocol's ``condition_resize``,
+    :func:`~scpdiff.models.conditioning.conditions_from_sources`). ``start_rule``,
     ``normal_start``: :func:`~scpdiff.sampling.schedule.start_plan`; ``negative_prompt``: the
     unconditional branch's prompt (None: ""); ``eta``: DDIM's eta. Returns uint8 ``[B, H, W, 3]``.
     """
@@ -115,7 +118,9 @@ def sample_images(
     runner = _pipeline_with_scheduler(pipe, scheduler)
     device = runner._execution_device
     dtype = runner.unet.dtype
-    condition = encode_mask(masks, palette, ignore_index).to(device, dtype)
+    if conditions is not None and tuple(conditions.shape) != (batch, 3, height, width):
+        raise InputError(f"conditions must be [{batch}, 3, {height}, {width}], got {tuple(conditions.shape)}")
+    condition = (encode_mask(masks, palette, ignore_index) if conditions is None else conditions).to(device, dtype)
     out = runner(
         prompt=[prompt] * batch,
         negative_prompt=[negative_prompt] * batch if negative_prompt else None,

@@ -21,7 +21,7 @@ import torch
 from ..config.benchmark import load_benchmark
 from ..datasets import open_benchmark_split
 from ..errors import InputError
-from ..models.conditioning import condition_palette
+from ..models.conditioning import condition_palette, conditions_from_sources
 from ..models.pipeline import load_pipeline
 from ..priors.for_benchmark import benchmark_prior
 from ..utils.files import atomic_dir, check_output_path, earlier_output
@@ -118,6 +118,9 @@ def generate_shard(req: GenerationRequest) -> dict:
                 generators=image_generators(setting, [i.seed_index for i in batch], base_seed),
                 latents=latents, start_rule=proto["start_rule"], normal_start=proto["normal_prior_start"],
                 negative_prompt=proto["negative_prompt"], eta=proto["ddim_eta"],
+                conditions=(conditions_from_sources([ds.source_mask(i.map_index) for i in batch], palette,
+                                                    bench.resolution, classes.ignore_index)
+                            if proto["condition_resize"] == "bilinear_antialias" else None),
             )
             for item, name, image in zip(batch, map_names, images):
                 Image.fromarray(image).save(tmp / item.file_name(name))

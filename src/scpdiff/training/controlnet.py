@@ -77,6 +77,7 @@ class ControlNetTask:
         prompt_dropout: float = 0.0,
         gradient_checkpointing: bool = False,
         cache_dataset=None,
+        condition_source=None,
     ):
         unet.requires_grad_(False)
         if unlock_decoder:
@@ -94,6 +95,9 @@ class ControlNetTask:
         self.scheduler = training_scheduler(scheduler_config)
         self.palette = palette
         self.ignore_index = ignore_index
+        # indices -> [B, 3, H, W] conditions, where they are not the resized masks colour-coded
+        # (protocol condition_resize: bilinear_antialias; scpdiff.models.conditioning)
+        self.condition_source = condition_source
         self.unlock_decoder = unlock_decoder
         self.prompt_dropout = prompt_dropout
         self.contexts: torch.Tensor | None = None
@@ -111,7 +115,10 @@ class ControlNetTask:
 
     def loss(self, model, batch, generator) -> torch.Tensor:
         latents = self.latents(batch, generator)
-        cond = encode_mask(batch["mask"], self.palette, self.ignore_index).to(latents.device)
+        if self.condition_source is not None:
+            cond = self.condition_source(batch["index"].tolist()).to(latents.device)
+        else:
+            cond = encode_mask(batch["mask"], self.palette, self.ignore_index).to(latents.device)
         b = latents.shape[0]
         if self.prompt_dropout > 0:
             drop = torch.rand(b, generator=generator, device=generator.device) < self.prompt_dropout

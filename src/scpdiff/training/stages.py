@@ -166,7 +166,7 @@ def train_base(bench: Benchmark, vae_dir, out, resume=True, stop_after=None, kee
 def train_controlnet(bench: Benchmark, base_dir, out, resume=True, stop_after=None, keep_state=False, **overrides) -> LoopResult:
     check_output_path(out, "folder", "--out (the model folder)", replaceable=EARLIER_MODEL)  # before any work
     from .components import load_base_components
-    from ..models.conditioning import condition_palette
+    from ..models.conditioning import condition_palette, conditions_from_sources
     from ..models.controlnet import controlnet_from_unet
     from .controlnet import ControlNetTask, ControlNetTrainConfig, save_finetuned
 
@@ -180,6 +180,12 @@ def train_controlnet(bench: Benchmark, base_dir, out, resume=True, stop_after=No
             f"({base_dir}/scheduler) declares {actual!r}"
         )
     dataset = open_benchmark_split(bench, "train")
+    palette = condition_palette(bench["dataset"]["kind"], dataset.classes.palette, bench.protocol["condition_colours"])
+    condition_source = None
+    if bench.protocol["condition_resize"] == "bilinear_antialias":  # the official soft-edged conditions
+        def condition_source(indices):
+            return conditions_from_sources([dataset.source_mask(i) for i in indices], palette, bench.resolution,
+                                           dataset.classes.ignore_index)
     controlnet = controlnet_from_unet(parts["unet"], cfg.conditioning_embedding_out_channels, seed=cfg.seed)
     task = ControlNetTask(
         controlnet,
@@ -189,12 +195,13 @@ def train_controlnet(bench: Benchmark, base_dir, out, resume=True, stop_after=No
         parts["tokenizer"],
         bench.protocol["training_prompt"] or bench["prompt"],  # official: with a full stop (docs/protocol.md)
         parts["scheduler_config"],
-        condition_palette(bench["dataset"]["kind"], dataset.classes.palette, bench.protocol["condition_colours"]),
+        palette,
         dataset.classes.ignore_index,
         unlock_decoder=cfg.unlock_decoder,
         prompt_dropout=cfg.prompt_dropout,
         gradient_checkpointing=cfg.gradient_checkpointing,
         cache_dataset=dataset if cfg.cache_latents else None,
+        condition_source=condition_source,
     )
     result, model = run_training(task, dataset, cfg, state_dir_for(out), resume=resume, stop_after=stop_after)
     if _stopped(result):
