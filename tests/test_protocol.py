@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -418,3 +419,20 @@ def test_protocol_command_shows_the_scorers_segmenter_settings(tmp_path, capsys)
     assert main(["protocol", "--benchmark", "cityscapes"]) == 0
     seg = json.loads(capsys.readouterr().out)["segmenter"]
     assert seg["kind"] == "drn_d_105" and seg["backend"] == "torch" and seg["normalization"] is None
+
+
+def test_protocol_command_shows_the_bootstrap_settings(tmp_path, capsys):
+    import json
+
+    from scpdiff.cli import main
+
+    config = tmp_path / "site.yaml"
+    config.write_text("benchmarks: [toy]\noverrides:\n  toy:\n    uncertainty: {resamples: 200, level: 0.9}\n")
+    assert main(["protocol", "--benchmark", "toy", "--configfile", str(config)]) == 0
+    assert json.loads(capsys.readouterr().out)["uncertainty"] == {"resamples": 200, "seed": 0, "level": 0.9}
+    assert main(["protocol", "--benchmark", "cityscapes"]) == 0
+    assert json.loads(capsys.readouterr().out)["uncertainty"] == {"resamples": 1000, "seed": 0, "level": 0.95}
+    # the documented defaults are the resolved ones
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "protocol.md").read_text()
+    for key, value in (("resamples", 1000), ("seed", 0), ("level", 0.95)):
+        assert f"| `uncertainty.{key}` | {value} |" in doc

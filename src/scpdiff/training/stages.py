@@ -163,6 +163,19 @@ def train_base(bench: Benchmark, vae_dir, out, resume=True, stop_after=None, kee
     return result
 
 
+def _check_hint_factor(bench: Benchmark, hint_channels, vae) -> None:
+    """The conditioning embedding must bring a mask at image resolution to the latent resolution:
+    ``len(hint_channels) - 1`` downsamplings (diffusers' default: 4 levels) for the VAE's factor."""
+    vae_factor = 2 ** (len(vae.config.block_out_channels) - 1)
+    hint_factor = 2 ** (len(hint_channels or (16, 32, 96, 256)) - 1)
+    if hint_factor != vae_factor:
+        raise ConfigError(
+            f"{bench.path or bench.name}: training.controlnet.conditioning_embedding_out_channels downsamples the "
+            f"mask {hint_factor}x but the VAE's latents are {vae_factor}x smaller than the image "
+            f"(give it {vae_factor.bit_length()} entries)"
+        )
+
+
 def train_controlnet(bench: Benchmark, base_dir, out, resume=True, stop_after=None, keep_state=False, **overrides) -> LoopResult:
     check_output_path(out, "folder", "--out (the model folder)", replaceable=EARLIER_MODEL)  # before any work
     from .components import load_base_components
@@ -179,6 +192,7 @@ def train_controlnet(bench: Benchmark, base_dir, out, resume=True, stop_after=No
             f"{bench.path or bench.name}: models.prediction_type is {declared!r} but the base model's scheduler "
             f"({base_dir}/scheduler) declares {actual!r}"
         )
+    _check_hint_factor(bench, cfg.conditioning_embedding_out_channels, parts["vae"])
     dataset = open_benchmark_split(bench, "train")
     controlnet = controlnet_from_unet(parts["unet"], cfg.conditioning_embedding_out_channels, seed=cfg.seed)
     task = ControlNetTask(

@@ -1,4 +1,8 @@
-"""Training the toy's tiny VAE (an :class:`~diffusers.AutoencoderKL`, latent factor 8, 4 channels).
+"""Training the toy's tiny VAE (an :class:`~diffusers.AutoencoderKL`, 4 latent channels).
+
+Its latent factor is ``2 ** (len(block_out_channels) - 1)`` (8 by default, as SD's; the toy uses a
+smaller one, see ``Benchmark.latent_factor``): the base UNet, the priors and the ControlNet's
+conditioning embedding follow it.
 
 The objective is LDM's first-stage loss without its adversarial term:
 ``|x - D(z)|_1 + |x - D(z)|_2^2 + w_p * LPIPS(x, D(z)) + w * KL(q(z|x) || N(0, I))`` with
