@@ -97,7 +97,7 @@ def train_vae(bench: Benchmark, out, resume=True, stop_after=None, keep_state=Fa
               **overrides) -> LoopResult:
     """``lpips_backbone``: the prepared LPIPS AlexNet file, needed when ``perceptual_weight > 0``."""
     check_output_path(out, "folder", "--out (the model folder)", replaceable=EARLIER_MODEL)  # before any work
-    from .vae import VaeTask, VaeTrainConfig, build_vae, fit_scaling_factor, load_perceptual
+    from .vae import VaeTask, VaeTrainConfig, build_adversarial, build_vae, fit_scaling_factor, load_perceptual
 
     require_toy(bench, "train-vae")
     cfg = stage_config(bench, "vae", VaeTrainConfig, **overrides)
@@ -108,7 +108,8 @@ def train_vae(bench: Benchmark, out, resume=True, stop_after=None, keep_state=Fa
                               "(`scpdiff weights`, then `scpdiff train-vae --cache DIR`)")
         perceptual = load_perceptual(lpips_backbone)
     dataset = open_benchmark_split(bench, "train")
-    task = VaeTask(build_vae(cfg, seed=cfg.seed), cfg.kl_weight, perceptual, cfg.perceptual_weight)
+    task = VaeTask(build_vae(cfg, seed=cfg.seed), cfg.kl_weight, perceptual, cfg.perceptual_weight,
+                   build_adversarial(cfg, seed=cfg.seed + 1))
     result, model = run_training(task, dataset, cfg, state_dir_for(out), resume=resume, stop_after=stop_after)
     if _stopped(result):
         return result
