@@ -65,5 +65,5 @@ def test_discriminator_learns_to_tell_real_from_fake():
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     assert losses[0] == pytest.approx(2.0, abs=0.3) and losses[-1] < 0.5 * losses[0]

@@ -38,7 +38,7 @@ def test_vae_then_base_give_a_stable_diffusion_folder(tmp_path):
     bench["dataset"] = {"kind": "toy", "root": str(tmp_path / "data"), "num_train": 8, "num_val": 2, "seed": 0}
     bench["models"]["prediction_type"] = "v_prediction"
     bench["training"] = {
-        "vae": {"steps": 3, "batch_size": 2, "block_out_channels": [8, 8, 16, 16], "scaling_images": 8},
+        "vae": {"steps": 3, "batch_size": 2, "block_out_channels": [8, 8, 16], "scaling_images": 8},  # 4x
         "base": {"steps": 3, "batch_size": 4, "block_out_channels": [16, 32], "text_hidden_size": 16},
     }
     path = tmp_path / "bench.yaml"
@@ -51,7 +51,9 @@ def test_vae_then_base_give_a_stable_diffusion_folder(tmp_path):
     assert info["steps"] == 3 and len((vae_dir / "train_log.csv").read_text().splitlines()) == 1 + 1
     pipe = StableDiffusionPipeline.from_pretrained(base_dir, safety_checker=None)
     assert pipe.vae.config.scaling_factor == pytest.approx(info["scaling_factor"])
-    assert pipe.unet.config.sample_size == [8, 16] and pipe.unet.config.cross_attention_dim == 16
+    # the base UNet works on the 4x VAE's latent grid, as diffusers' pipeline computes it
+    assert pipe.vae_scale_factor == 4 and pipe.unet.config.sample_size == [64 // 4, 128 // 4]
+    assert pipe.unet.config.cross_attention_dim == 16
     sc = pipe.scheduler.config
     assert (sc.beta_schedule, sc.num_train_timesteps, sc.prediction_type) == ("scaled_linear", 1000, "v_prediction")
     assert (sc.beta_start, sc.beta_end) == (0.00085, 0.012)
