@@ -7,7 +7,8 @@ conditioning embedding follow it.
 The objective is LDM's first-stage loss:
 ``|x - D(z)|_1 + |x - D(z)|_2^2 + w_p * LPIPS(x, D(z)) + w * KL(q(z|x) || N(0, I))`` with
 ``z ~ q(z|x)``, plus, when ``adversarial_weight > 0``, the patch discriminator's hinge terms from
-step ``adversarial_start`` on (:mod:`.adversarial`). The perceptual term (``perceptual_weight``; LDM uses 1.0) is LPIPS on the AlexNet
+step ``adversarial_start`` on (:mod:`.adversarial`; ``train_log.csv``'s loss then includes the
+discriminator's). The perceptual term (``perceptual_weight``; LDM uses 1.0) is LPIPS on the AlexNet
 trunk ``scpdiff weights`` prepares offline (:mod:`scpdiff.models.perceptual`), frozen; without it
 the pixel losses alone give blurred reconstructions whose FID sits far above the real images'.
 As in SD, the latents are afterwards scaled by ``scaling_factor = 1 / std(z)`` so the diffusion
