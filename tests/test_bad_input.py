@@ -271,9 +271,12 @@ PROV = {"dataset": "cityscapes", "vae": "models/sd21/vae", "scaling_factor": "0.
 
 
 def shard(path, seed=0, size=(32, 64), labels=19, **meta):
+    from scpdiff.config.benchmark import load_benchmark
+
     g = torch.Generator().manual_seed(seed)
     h, w = size
-    x = torch.randn(3, 4, h // 8, w // 8, generator=g)
+    f = load_benchmark("smoke").latent_factor  # the fixture's benchmark is smoke's at 32x64: its VAE's grid
+    x = torch.randn(3, 4, h // f, w // f, generator=g)
     m = torch.randint(0, labels, (3, h, w), generator=g)
     write_latent_shard(path, LatentShard(x, m, [f"s{seed}_{i}" for i in range(3)], {**PROV, **meta}))
     return path

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -578,3 +579,20 @@ def test_toy_source_mask_is_the_stored_map(tmp_path):
     assert source.shape == (32, 64) and half[0][1].shape == (16, 32)
     # nearest halving keeps the pixel under each target centre: rows/columns 1, 3, 5, ...
     assert np.array_equal(source[1::2, 1::2], half[0][1])
+
+
+def test_protocol_command_shows_the_bootstrap_settings(tmp_path, capsys):
+    import json
+
+    from scpdiff.cli import main
+
+    config = tmp_path / "site.yaml"
+    config.write_text("benchmarks: [toy]\noverrides:\n  toy:\n    uncertainty: {resamples: 200, level: 0.9}\n")
+    assert main(["protocol", "--benchmark", "toy", "--configfile", str(config)]) == 0
+    assert json.loads(capsys.readouterr().out)["uncertainty"] == {"resamples": 200, "seed": 0, "level": 0.9}
+    assert main(["protocol", "--benchmark", "cityscapes"]) == 0
+    assert json.loads(capsys.readouterr().out)["uncertainty"] == {"resamples": 1000, "seed": 0, "level": 0.95}
+    # the documented defaults are the resolved ones
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "protocol.md").read_text()
+    for key, value in (("resamples", 1000), ("seed", 0), ("level", 0.95)):
+        assert f"| `uncertainty.{key}` | {value} |" in doc

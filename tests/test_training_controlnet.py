@@ -119,3 +119,20 @@ def test_condition_resize_reaches_fine_tuning(tmp_path):
         weights[resize] = _weights(out / "controlnet")
     a, b = weights["nearest"], weights["bilinear_antialias"]
     assert any(not torch.equal(a[k], b[k]) for k in a)
+
+
+def test_controlnet_hint_must_reach_the_vaes_latent_grid(tmp_path, capsys):
+    """A 4x VAE's latents are 4x smaller than the mask: a conditioning embedding that downsamples
+    8x would meet them at the wrong size, so fine-tuning refuses it before any work."""
+    base = save_tiny_base(tmp_path / "base", sample_size=(16, 32), vae_channels=(8, 16, 16))
+    bench = smoke_benchmark()
+    bench["dataset"] = {"kind": "toy", "root": str(tmp_path / "data"), "num_train": 2, "num_val": 1, "seed": 0}
+    bench["training"]["vae"] = {**bench["training"]["vae"], "block_out_channels": [8, 16, 16]}
+    bench["training"]["controlnet"] = {"steps": 1, "conditioning_embedding_out_channels": [8, 16, 32, 32]}
+    path = tmp_path / "bench.yaml"
+    path.write_text(yaml.safe_dump(bench))
+    out = tmp_path / "cn"
+    assert main(["train-controlnet", "--benchmark", str(path), "--base", str(base), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "conditioning_embedding_out_channels" in err and "give it 3 entries" in err
+    assert not out.exists()

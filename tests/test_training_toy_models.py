@@ -38,7 +38,7 @@ def test_vae_then_base_give_a_stable_diffusion_folder(tmp_path):
     bench["dataset"] = {"kind": "toy", "root": str(tmp_path / "data"), "num_train": 8, "num_val": 2, "seed": 0}
     bench["models"]["prediction_type"] = "v_prediction"
     bench["training"] = {
-        "vae": {"steps": 3, "batch_size": 2, "block_out_channels": [8, 8, 16, 16], "scaling_images": 8},
+        "vae": {"steps": 3, "batch_size": 2, "block_out_channels": [8, 8, 16], "scaling_images": 8},  # 4x
         "base": {"steps": 3, "batch_size": 4, "block_out_channels": [16, 32], "text_hidden_size": 16},
     }
     path = tmp_path / "bench.yaml"
@@ -51,7 +51,9 @@ def test_vae_then_base_give_a_stable_diffusion_folder(tmp_path):
     assert info["steps"] == 3 and len((vae_dir / "train_log.csv").read_text().splitlines()) == 1 + 1
     pipe = StableDiffusionPipeline.from_pretrained(base_dir, safety_checker=None)
     assert pipe.vae.config.scaling_factor == pytest.approx(info["scaling_factor"])
-    assert pipe.unet.config.sample_size == [8, 16] and pipe.unet.config.cross_attention_dim == 16
+    # the base UNet works on the 4x VAE's latent grid, as diffusers' pipeline computes it
+    assert pipe.vae_scale_factor == 4 and pipe.unet.config.sample_size == [64 // 4, 128 // 4]
+    assert pipe.unet.config.cross_attention_dim == 16
     sc = pipe.scheduler.config
     assert (sc.beta_schedule, sc.num_train_timesteps, sc.prediction_type) == ("scaled_linear", 1000, "v_prediction")
     assert (sc.beta_start, sc.beta_end) == (0.00085, 0.012)
@@ -98,3 +100,34 @@ def test_perceptual_term_needs_the_lpips_weights(tmp_path, capsys):
     path.write_text(yaml.safe_dump(bench))
     assert main(["train-vae", "--benchmark", str(path), "--out", str(tmp_path / "v")]) == 1
     assert "perceptual_weight needs the LPIPS weights" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("vae_channels, factor", [([8, 16, 16], 4), ([8, 16], 2), ([8, 8, 16, 16], 8)])
+def test_latent_shape_follows_the_toy_vae(vae_channels, factor):
+    """The toy's latent grid is the VAE's (one downsampling per extra level), not SD's fixed 8:
+    a 4x or 2x VAE's latents, a prior fitted on them and its draws all have the benchmark's shape."""
+    from scpdiff.config.benchmark import validate_benchmark
+    from scpdiff.priors.for_benchmark import prior_for_benchmark
+
+    data = smoke_benchmark()
+    data["training"]["vae"] = {**data["training"]["vae"], "block_out_channels": vae_channels}
+    bench = validate_benchmark(data)
+    h, w = bench.resolution
+    assert bench.latent_shape == (4, h // factor, w // factor)
+    vae = tiny_vae(block_out_channels=vae_channels, seed=0)
+    with torch.no_grad():  # the VAE itself is the reference: its encoder's output grid
+        z = vae.encode(torch.zeros(2, 3, h, w)).latent_dist.mean
+    assert tuple(z.shape[1:]) == bench.latent_shape
+    masks = torch.zeros(2, h, w, dtype=torch.long)
+    masks[:, h // 2:] = 1
+    prior = prior_for_benchmark(bench, "joint").update(z + torch.randn_like(z), masks)
+    assert tuple(prior.sample(masks, torch.Generator().manual_seed(0)).shape) == (2, *bench.latent_shape)
+
+
+def test_real_benchmarks_keep_sds_latent_factor():
+    from scpdiff.config.benchmark import load_benchmark
+    from scpdiff.models.sd_configs import get_configs
+
+    bench = load_benchmark("cityscapes")
+    h, w = bench.resolution
+    assert bench.latent_shape == get_configs("sd21-base").latent_shape(h, w)

@@ -1,4 +1,4 @@
-"""``scpdiff train-vae``: train the toy benchmark's tiny VAE (AutoencoderKL, latent factor 8)."""
+"""``scpdiff train-vae``: train the toy benchmark's tiny VAE (AutoencoderKL; its latent factor follows ``training.vae.block_out_channels``)."""
 
 from __future__ import annotations
 

@@ -25,7 +25,7 @@ from .protocol import Protocol, knob_origins, protocol_json_schema, resolve_prot
 from .yaml_files import check_schema, deep_merge, load_schema, read_mapping
 
 SCHEMA_PATH = Path(__file__).with_name("benchmark.schema.yaml")
-LATENT_FACTOR = 8
+LATENT_FACTOR = 8  # SD's VAE (and the toy VAE's default, 4 levels): 3 downsamplings
 LATENT_CHANNELS = 4
 EXTENDS = "extends"  # the key naming the benchmark a file starts from
 
@@ -55,9 +55,20 @@ class Benchmark(dict):
         return int(h), int(w)
 
     @property
+    def latent_factor(self) -> int:
+        """How many image pixels one latent pixel spans per side: SD's 8, or for a toy benchmark
+        ``2 ** (len(training.vae.block_out_channels) - 1)`` (one downsampling between levels, as
+        diffusers' ``AutoencoderKL`` and its pipelines' ``vae_scale_factor``)."""
+        channels = ((self.get("training") or {}).get("vae") or {}).get("block_out_channels") if self.is_toy else None
+        return 2 ** (len(channels) - 1) if channels else LATENT_FACTOR
+
+    @property
     def latent_shape(self) -> tuple[int, int, int]:
         h, w = self.resolution
-        return (LATENT_CHANNELS, h // LATENT_FACTOR, w // LATENT_FACTOR)
+        f = self.latent_factor
+        if h % f or w % f:
+            raise ConfigError(f"{self.path or self.name}: resolution {h}x{w} is not a multiple of the VAE's latent factor {f}")
+        return (LATENT_CHANNELS, h // f, w // f)
 
     @property
     def sampling_seeds(self) -> list[int]:

@@ -254,4 +254,6 @@ def benchmark_protocol(benchmark: str, configfile: str | os.PathLike | None = No
     # (the official code has no evaluation code); shown here so one command shows what a run does
     segmenter = {"kind": seg["kind"], "backend": seg.get("backend") or "torch",
                  "normalization": seg.get("normalization"), "miou_average": seg.get("miou_average", "accumulated")}
-    return {"benchmark": bench.name, "file": str(bench.path), **bench.protocol.as_json(), "segmenter": segmenter}
+    # the bootstrap's settings (`uncertainty:`) decide every interval the tables print
+    return {"benchmark": bench.name, "file": str(bench.path), **bench.protocol.as_json(), "segmenter": segmenter,
+            "uncertainty": bench.uncertainty}

@@ -19,7 +19,8 @@ def controlnet_from_unet(unet, conditioning_embedding_out_channels: Sequence[int
     """A :class:`~diffusers.ControlNetModel` copied from ``unet`` (diffusers' ``from_unet``).
 
     ``conditioning_embedding_out_channels``: None keeps diffusers' (16, 32, 96, 256) (4 levels,
-    factor 8, so a mask at image resolution meets the latent resolution). ``seed=None`` draws
+    factor 8, so a mask at image resolution meets SD's latent resolution; ``n`` entries downsample
+    ``2 ** (n - 1)`` times, which must be the VAE's factor). ``seed=None`` draws
     from the global RNG.
     """
     from diffusers import ControlNetModel

@@ -1,7 +1,7 @@
 """Tiny, randomly initialised Stable-Diffusion components built from configs (no downloads).
 
 They have the same classes and interfaces as SD 2.1's (CLIP tokenizer and text encoder,
-``UNet2DConditionModel``, ``AutoencoderKL`` with a latent factor of 8, ``ControlNetModel``), so
+``UNet2DConditionModel``, ``AutoencoderKL`` with a latent factor of 8 by default, ``ControlNetModel``), so
 every code path of scpdiff runs on them: the tests use them as they are, and the toy benchmark
 trains the same builders (somewhat larger) as its VAE and base model.
 
@@ -86,7 +86,7 @@ def tiny_unet(
     """A :class:`~diffusers.UNet2DConditionModel` with SD's block layout, scaled down.
 
     The first level has no attention (like a ``DownBlock2D``); the deeper levels cross-attend to
-    the text encoder's states. ``sample_size`` is in latent pixels ([H/8, W/8]).
+    the text encoder's states. ``sample_size`` is in latent pixels ([H/f, W/f] for the VAE's factor f).
     """
     from diffusers import UNet2DConditionModel
 
@@ -140,7 +140,8 @@ def tiny_controlnet(unet, conditioning_embedding_out_channels: Sequence[int] = (
     """A :class:`~diffusers.ControlNetModel` copied from ``unet``'s encoder (zero convolutions at 0).
 
     The conditioning embedding downsamples ``len(conditioning_embedding_out_channels) - 1`` times:
-    4 levels (factor 8) so that a mask at image resolution meets the latent resolution.
+    4 levels (factor 8) so that a mask at image resolution meets the latent resolution of the
+    default :func:`tiny_vae`; a VAE with another factor needs as many levels as it has.
     ``seed`` seeds the conditioning embedding's initialisation.
     """
     return controlnet_from_unet(unet, conditioning_embedding_out_channels, seed=seed).eval()

@@ -97,7 +97,7 @@ def train_vae(bench: Benchmark, out, resume=True, stop_after=None, keep_state=Fa
               **overrides) -> LoopResult:
     """``lpips_backbone``: the prepared LPIPS AlexNet file, needed when ``perceptual_weight > 0``."""
     check_output_path(out, "folder", "--out (the model folder)", replaceable=EARLIER_MODEL)  # before any work
-    from .vae import VaeTask, VaeTrainConfig, build_vae, fit_scaling_factor, load_perceptual
+    from .vae import VaeTask, VaeTrainConfig, build_adversarial, build_vae, fit_scaling_factor, load_perceptual
 
     require_toy(bench, "train-vae")
     cfg = stage_config(bench, "vae", VaeTrainConfig, **overrides)
@@ -108,7 +108,8 @@ def train_vae(bench: Benchmark, out, resume=True, stop_after=None, keep_state=Fa
                               "(`scpdiff weights`, then `scpdiff train-vae --cache DIR`)")
         perceptual = load_perceptual(lpips_backbone)
     dataset = open_benchmark_split(bench, "train")
-    task = VaeTask(build_vae(cfg, seed=cfg.seed), cfg.kl_weight, perceptual, cfg.perceptual_weight)
+    task = VaeTask(build_vae(cfg, seed=cfg.seed), cfg.kl_weight, perceptual, cfg.perceptual_weight,
+                   build_adversarial(cfg, seed=cfg.seed + 1))
     result, model = run_training(task, dataset, cfg, state_dir_for(out), resume=resume, stop_after=stop_after)
     if _stopped(result):
         return result
@@ -163,6 +164,19 @@ def train_base(bench: Benchmark, vae_dir, out, resume=True, stop_after=None, kee
     return result
 
 
+def _check_hint_factor(bench: Benchmark, hint_channels, vae) -> None:
+    """The conditioning embedding must bring a mask at image resolution to the latent resolution:
+    ``len(hint_channels) - 1`` downsamplings (diffusers' default: 4 levels) for the VAE's factor."""
+    vae_factor = 2 ** (len(vae.config.block_out_channels) - 1)
+    hint_factor = 2 ** (len(hint_channels or (16, 32, 96, 256)) - 1)
+    if hint_factor != vae_factor:
+        raise ConfigError(
+            f"{bench.path or bench.name}: training.controlnet.conditioning_embedding_out_channels downsamples the "
+            f"mask {hint_factor}x but the VAE's latents are {vae_factor}x smaller than the image "
+            f"(give it {vae_factor.bit_length()} entries)"
+        )
+
+
 def train_controlnet(bench: Benchmark, base_dir, out, resume=True, stop_after=None, keep_state=False, **overrides) -> LoopResult:
     check_output_path(out, "folder", "--out (the model folder)", replaceable=EARLIER_MODEL)  # before any work
     from .components import load_base_components
@@ -179,6 +193,7 @@ def train_controlnet(bench: Benchmark, base_dir, out, resume=True, stop_after=No
             f"{bench.path or bench.name}: models.prediction_type is {declared!r} but the base model's scheduler "
             f"({base_dir}/scheduler) declares {actual!r}"
         )
+    _check_hint_factor(bench, cfg.conditioning_embedding_out_channels, parts["vae"])
     dataset = open_benchmark_split(bench, "train")
     palette = condition_palette(bench["dataset"]["kind"], dataset.classes.palette, bench.protocol["condition_colours"])
     condition_source = None

@@ -1,8 +1,14 @@
-"""Training the toy's tiny VAE (an :class:`~diffusers.AutoencoderKL`, latent factor 8, 4 channels).
+"""Training the toy's tiny VAE (an :class:`~diffusers.AutoencoderKL`, 4 latent channels).
 
-The objective is LDM's first-stage loss without its adversarial term:
+Its latent factor is ``2 ** (len(block_out_channels) - 1)`` (8 by default, as SD's; the toy uses a
+smaller one, see ``Benchmark.latent_factor``): the base UNet, the priors and the ControlNet's
+conditioning embedding follow it.
+
+The objective is LDM's first-stage loss:
 ``|x - D(z)|_1 + |x - D(z)|_2^2 + w_p * LPIPS(x, D(z)) + w * KL(q(z|x) || N(0, I))`` with
-``z ~ q(z|x)``. The perceptual term (``perceptual_weight``; LDM uses 1.0) is LPIPS on the AlexNet
+``z ~ q(z|x)``, plus, when ``adversarial_weight > 0``, the patch discriminator's hinge terms from
+step ``adversarial_start`` on (:mod:`.adversarial`; ``train_log.csv``'s loss then includes the
+discriminator's). The perceptual term (``perceptual_weight``; LDM uses 1.0) is LPIPS on the AlexNet
 trunk ``scpdiff weights`` prepares offline (:mod:`scpdiff.models.perceptual`), frozen; without it
 the pixel losses alone give blurred reconstructions whose FID sits far above the real images'.
 As in SD, the latents are afterwards scaled by ``scaling_factor = 1 / std(z)`` so the diffusion
@@ -32,14 +38,18 @@ class VaeTrainConfig(LoopConfig):
     kl_weight: float = 1e-4  # per element of the latent, relative to the per-pixel reconstruction terms
     perceptual_weight: float = 0.0  # LPIPS term (LDM: 1.0); > 0 needs the prepared LPIPS weights
     scaling_images: int = 256  # training images whose latents set scaling_factor
+    adversarial_weight: float = 0.0  # LDM's disc_weight (0.5); 0: no discriminator
+    adversarial_start: int = 0  # optimiser steps before the adversarial term starts (LDM: disc_start)
+    discriminator_channels: int = 32
 
 
 class VaeWithKl(torch.nn.Module):
     """``forward(x, generator) -> (reconstruction, KL per latent element)`` so DDP sees one call."""
 
-    def __init__(self, vae):
+    def __init__(self, vae, adversarial: torch.nn.Module | None = None):
         super().__init__()
         self.vae = vae
+        self.adversarial = adversarial  # trained beside the VAE, saved in checkpoints only
 
     def forward(self, x: torch.Tensor, generator: torch.Generator):
         dist = self.vae.encode(x).latent_dist
@@ -52,8 +62,9 @@ class VaeWithKl(torch.nn.Module):
 class VaeTask:
     """The loss of the module doc; ``perceptual``: a frozen LPIPS network (inputs in [-1, 1])."""
 
-    def __init__(self, vae, kl_weight: float, perceptual: torch.nn.Module | None = None, perceptual_weight: float = 0.0):
-        self.model = VaeWithKl(vae)
+    def __init__(self, vae, kl_weight: float, perceptual: torch.nn.Module | None = None, perceptual_weight: float = 0.0,
+                 adversarial: torch.nn.Module | None = None):
+        self.model = VaeWithKl(vae, adversarial)
         self.kl_weight = kl_weight
         self.perceptual = perceptual.eval().requires_grad_(False) if perceptual is not None else None
         self.perceptual_weight = perceptual_weight if perceptual is not None else 0.0
@@ -68,9 +79,13 @@ class VaeTask:
     def loss(self, model, batch, generator) -> torch.Tensor:
         x = batch["pixel_values"]
         rec, kl = model(x, generator)
-        loss = F.l1_loss(rec, x) + F.mse_loss(rec, x) + self.kl_weight * kl
+        rec_loss = F.l1_loss(rec, x) + F.mse_loss(rec, x)
         if self.perceptual_weight:
-            loss = loss + self.perceptual_weight * self.perceptual(rec.float(), x.float()).mean()
+            rec_loss = rec_loss + self.perceptual_weight * self.perceptual(rec.float(), x.float()).mean()
+        loss = rec_loss + self.kl_weight * kl
+        inner = getattr(model, "module", model)  # unwrapped (DDP) for the decoder's last layer
+        if inner.adversarial is not None:
+            loss = loss + inner.adversarial(x, rec, rec_loss, inner.vae.decoder.conv_out.weight)
         return loss
 
 
@@ -85,6 +100,18 @@ def build_vae(cfg: VaeTrainConfig, seed: int = 0):
     from ..models.tiny import tiny_vae
 
     return tiny_vae(block_out_channels=tuple(cfg.block_out_channels), layers_per_block=cfg.layers_per_block, seed=seed)
+
+
+def build_adversarial(cfg: VaeTrainConfig, seed: int = 0):
+    """The discriminator term of ``cfg`` (None without one); it counts micro-batches."""
+    if cfg.adversarial_weight <= 0:
+        return None
+    from ..utils.torch_state import seeded
+    from .adversarial import AdversarialTerm, PatchDiscriminator
+
+    with seeded(seed):
+        disc = PatchDiscriminator(cfg.discriminator_channels)
+    return AdversarialTerm(disc, cfg.adversarial_start * cfg.gradient_accumulation, cfg.adversarial_weight)
 
 
 @torch.no_grad()
