@@ -190,7 +190,7 @@ def test_cli_prints_the_table_and_writes_the_csv(tmp_path, capsys):
     assert total["stage"] == "total"
     # every job of the smoke DAG (tests/test_workflow_dryrun.py): per benchmark + weights, the
     # 3 tables and the mu sweep over all benchmarks, all
-    assert int(total["jobs"]) == sum(int(r["jobs"]) for r in rows[:-1]) + 6 == 92
+    assert int(total["jobs"]) == sum(int(r["jobs"]) for r in rows[:-1]) + 6 == 96
     gpu = [r for r in rows[:-1] if r["device"] == "gpu"]
     assert float(total["gpu_hours"]) == pytest.approx(sum(float(r["flops"]) for r in gpu) / 50e12 / 3600, rel=1e-5)
     assert int(total["images"]) == 5 * 16 + 4 * 2 * 3 + 4 * 16  # images generated (seed 1 of Table 1 included)
@@ -232,9 +232,10 @@ def test_scoring_hours_from_a_measured_scoring_csv(tmp_path):
         "segmentation,0.5,cpu,toy,64x128\nsegmentation,9.0,cpu,drn_d_105,64x128\nlpips,60.0,cpu,,64x128\n")
     rows, _ = plan_rows([load_benchmark("smoke")], tflops=1.0, speed_dir=tmp_path, scoring_device="cpu")
     by = {r.stage: r for r in rows}
-    # smoke: 10 FID settings x 16 images; one image per map of 16 (toy segmenter); 4 x 2 maps x 3 pairs
-    assert by["score FID/KID"].gpu_hours == pytest.approx(160 / 4.0 / 3600)
-    assert by["segment"].gpu_hours == pytest.approx(160 / 0.5 / 3600)
+    # smoke: 9 FID settings (Table 1's 4 with the normal prior at mu = 1, the oracle point, 4 seed-1
+    # repeats) x 16 images; one image per map of 16 (toy segmenter); 4 x 2 maps x 3 pairs
+    assert by["score FID/KID"].gpu_hours == pytest.approx(144 / 4.0 / 3600)
+    assert by["segment"].gpu_hours == pytest.approx(144 / 0.5 / 3600)
     assert by["diversity"].gpu_hours == pytest.approx(4 * 2 * 3 / 60.0 / 3600)
     with pytest.raises(Exception, match="no measured scoring speed"):
         plan_rows([load_benchmark("smoke")], tflops=1.0, speed_dir=tmp_path, scoring_device="h100")
@@ -246,9 +247,10 @@ def test_cost_knobs_change_the_plan_as_they_change_the_dag():
     bench["counts"].update(sweep_fid_samples=8, segment_per_map=1)
     bench["keep_images"] = "none"
     rows = by_stage(bench)
-    # Table 1's 4 settings keep 16 images (2 shards), the oracle and normal@1 points get 8 (1 shard)
-    assert rows["generate"].jobs == 4 * 2 + 2 * 1 + 4 * 1 + 4 * 2
-    assert rows["generate"].images == 4 * 16 + 2 * 8 + 4 * 2 * 3 + 4 * 16 and rows["generate"].disk_bytes == 0
-    assert rows["score FID/KID"].jobs == (4 * 2 + 2 * 1 + 4 * 2) + 10
-    bench["keep_images"] = "grid"  # the first shard (8 images) of each of the 6 FID settings
-    assert by_stage(bench)["generate"].disk_bytes == pytest.approx(6 * 8 * 64 * 128 * 1.4)
+    # Table 1's 4 settings (the normal prior's at mu = 1) keep 16 images (2 shards), the oracle
+    # point gets 8 (1 shard); 4 diversity sets; the 4 seed-1 repeats of Table 1
+    assert rows["generate"].jobs == 4 * 2 + 1 + 4 * 1 + 4 * 2
+    assert rows["generate"].images == 4 * 16 + 8 + 4 * 2 * 3 + 4 * 16 and rows["generate"].disk_bytes == 0
+    assert rows["score FID/KID"].jobs == (4 * 2 + 1 + 4 * 2) + 9
+    bench["keep_images"] = "grid"  # the first shard (8 images) of each of the 5 FID settings
+    assert by_stage(bench)["generate"].disk_bytes == pytest.approx(5 * 8 * 64 * 128 * 1.4)

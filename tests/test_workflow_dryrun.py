@@ -416,13 +416,13 @@ def test_cost_knobs_reach_the_jobs_and_the_plan_counts_them(tmp_path):
 
     overrides = {"smoke": {"counts": {"sweep_fid_samples": 8, "segment_per_map": 2}, "keep_images": "none"}}
     counts, out = dry_run(tmp_path, {"benchmarks": ["smoke"], "overrides": overrides})
-    # the oracle and normal@1 points: 8 images in one shard; Table 1's settings keep 16 in two
+    # the oracle point: 8 images in one shard; Table 1's settings (normal@1 among them) keep 16 in two
     assert re.search(r"--variant oracle .*--num-images 8 .*--num-shards 1 ", out)
     assert re.search(r"--variant joint .*--mu 0\.85 --split val --shard 1 --num-shards 2 ", out)
     assert "--num-images" not in next(line for line in out.splitlines() if "--variant joint " in line)
     shard_scores = [line for line in out.splitlines() if line.startswith("scpdiff score ") and ".npz >" in line]
     assert len(shard_scores) == counts["score_shard"] and all("--segment-per-map 2" in line for line in shard_scores)
-    assert counts["generate_discarded"] == 4 * 2 + 2 + 4 + 4 * 2 and "generate" not in counts
+    assert counts["generate_discarded"] == 4 * 2 + 1 + 4 + 4 * 2 and "generate" not in counts
     assert counts["reference_images_discarded"] == 3
     rows, _ = plan_rows([resolve_benchmark("smoke", overrides)], tflops=1.0)
     plan = {r.stage: r.jobs for r in rows}
