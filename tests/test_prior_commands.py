@@ -17,6 +17,7 @@ from fixtures import smoke_benchmark
 def bench_file(tmp_path):
     b = smoke_benchmark()
     b.update(name="prior_cli", resolution=[32, 64])
+    b.pop("training")  # a real benchmark: SD's 8x VAE, latents 4x8 at 32x64
     b["dataset"] = {"kind": "cityscapes", "root": str(tmp_path / "none")}
     b["prior_options"] = {"min_count": 2, "ignore_index": 255}
     path = tmp_path / "prior_cli.yaml"
