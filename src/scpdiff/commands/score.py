@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from ..metrics.bootstrap import LEVEL, RESAMPLES, SEED
-from ..metrics.defaults import KID_SUBSETS, KID_SUBSET_SIZE, MIOU_AVERAGE, SUBSET_SEED
-from ..metrics.segmentation import MIOU_AVERAGES
 from ..segmenters import BACKENDS as SEGMENTER_BACKENDS
 from ..segmenters.upernet import NORMALIZATIONS as UPERNET_NORMALIZATIONS
-from ._metric_args import add_device_arguments, add_fid_resize_argument, resolve_device
-from ._numbers import at_least_two, non_negative_int, open_fraction, positive_int
+from ._metric_args import (add_device_arguments, add_fid_resize_argument, add_summary_arguments, bootstrap_options,
+                           resolve_device)
+from ._numbers import positive_int
 
 HELP = "score a folder of generated images (ours or another method's) with the paper's protocol"
 
@@ -30,33 +28,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "default: the benchmark's segmenter.backend, else torch")
     p.add_argument("--segmenter-normalization", choices=UPERNET_NORMALIZATIONS,
                    help="upernet_101 only: input normalisation of the CSAIL weights (segmenters/upernet_101/README.md)")
-    p.add_argument("--miou-average", choices=MIOU_AVERAGES,
-                   help=f"mIoU averaging rule (default: the benchmark's segmenter.miou_average, else {MIOU_AVERAGE})")
     p.add_argument("--diversity", action="store_true", help="also mean pairwise LPIPS / MS-SSIM over {name}_{k} groups")
-    p.add_argument("--fid-infinity", action="store_true", help="also FID-infinity (Chong & Forsyth) from the same features")
     p.add_argument("--no-fid", action="store_true", help="skip FID/KID")
     p.add_argument("--no-segmentation", action="store_true", help="skip mIoU/accuracy")
-    p.add_argument("--allow-subset", action="store_true", help="allow images for only some of the label maps")
-    p.add_argument("--kid-subset-size", type=at_least_two, default=KID_SUBSET_SIZE)
-    p.add_argument("--kid-subsets", type=positive_int, default=KID_SUBSETS)
-    p.add_argument("--seed", type=int, default=SUBSET_SEED, help="seed of KID / FID-infinity subsets")
-    p.add_argument("--bootstrap-resamples", type=non_negative_int, default=RESAMPLES,
-                   help=f"resamples of the label maps for 95%% intervals (default {RESAMPLES}; 0: none)")
-    p.add_argument("--bootstrap-seed", type=int, default=SEED,
-                   help="seed of the resamples; settings scored with the same seed and maps pair up")
-    p.add_argument("--bootstrap-level", type=open_fraction, default=LEVEL, help=f"interval coverage (default {LEVEL})")
     p.add_argument("--segment-per-map", type=positive_int, default=None,
                    help="segment only the first K samples of each label map ({name}.png is sample 0; the "
                         "benchmark's counts.segment_per_map; default: every image)")
     p.add_argument("--out", required=True,
                    help="metrics .json (row + provenance) or .csv (one row); .npz: the images' mergeable "
                         "statistics (one generation shard; `scpdiff merge-scores` makes the row)")
+    add_summary_arguments(p)
     add_device_arguments(p)
     add_fid_resize_argument(p)
 
 
 def run(args) -> int:
-    from ..metrics.bootstrap import BootstrapOptions
     from ..metrics.folder_score import ScoreRequest, score_images
     from ..metrics.scoring import ScoreOptions
 
@@ -66,7 +52,7 @@ def run(args) -> int:
         kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size, segmentation=not args.no_segmentation,
         miou_average=args.miou_average, diversity=args.diversity,
         batch_size=args.batch_size, workers=workers, device=device, seed=args.seed,
-        segment_per_map=args.segment_per_map, bootstrap=BootstrapOptions(args.bootstrap_resamples, args.bootstrap_seed, args.bootstrap_level),
+        segment_per_map=args.segment_per_map, bootstrap=bootstrap_options(args),
     )
     row = score_images(ScoreRequest(
         images=args.images, benchmark=args.benchmark, out=args.out, options=options, split=args.split,
