@@ -259,20 +259,35 @@ def _assert_same_results(local: Path, cluster: Path) -> int:
     return len(tables)
 
 
-def test_smoke_dag_through_sbatch_equals_local_run(slurm_env, smoke_run, tmp_path):
-    """The smoke study through profiles/slurm: every job is an sbatch job that SLURM completed, and
-    the result tables and images equal those of the session's local run (profiles/local, the
-    `smoke_run` fixture) of the same DAG. The cluster run prepares its own metric weights, so its
-    `weights` job goes through sbatch too."""
-    local_root = smoke_run
-    local_rules = _rules_run((local_root / "snakemake.log").read_text())
+def test_smoke_study_through_sbatch_equals_local_run(slurm_env, smoke_run, tmp_path):
+    """The smoke study through profiles/slurm, from the session's local run (profiles/local, the
+    `smoke_run` fixture) with one prior taken out: the joint prior's fit, every joint image and
+    score and every result file are removed from a copy, and the cluster remakes them. Every job is
+    an sbatch job (alone, or in one of the profile's group jobs: fit, score, report) that SLURM
+    completed; the remade tables equal the local run's and the remade images are byte-identical.
 
+    The whole study through sbatch would take three times the local run on CI's two cores (each
+    job pays a queue wait, a poll and two Snakemake start-ups, and a group job runs its jobs one
+    after another), and it would go through the same rules and profile settings as this slice: the
+    training rules add no SLURM code path that tests/test_slurm_profiles.py and the two-rule test
+    above do not cover."""
+    import shutil
+
+    local_root = smoke_run
+    work = Path("work") / "smoke"
     cluster_root = tmp_path / "slurm"
-    write_smoke_config(cluster_root, str(cluster_root / "cache"))
-    # the profile's job groups, with every score component of this tiny study in one job (docs/slurm.md)
-    grouping = ["--group-components", "score=50", "fit=10", "report=20"]
-    proc = snakemake(["-s", str(REPO / "Snakefile"), "-d", str(cluster_root), *grouping,
-                      "--configfile", str(cluster_root / "wf_config.yaml")], cluster_root, slurm_env, timeout=5400)
+    shutil.copytree(local_root, cluster_root, symlinks=True, ignore=shutil.ignore_patterns("report.html", "*.log"))
+    removed = [work / "priors" / "joint", work / "priors" / "joint.safetensors", work / "samples" / "joint",
+               work / "scores" / "joint", Path("results")]
+    for rel in removed:
+        assert (cluster_root / rel).exists(), rel  # the local run made it
+        (shutil.rmtree if (cluster_root / rel).is_dir() else Path.unlink)(cluster_root / rel)
+    joint_shards = sorted(p.parent.relative_to(local_root)
+                          for p in (local_root / work / "samples" / "joint").rglob("generation.json"))
+    assert len(joint_shards) >= 4, joint_shards  # two seeds' FID shards and the diversity run at least
+
+    proc = snakemake(["-s", str(REPO / "Snakefile"), "-d", str(cluster_root),
+                      "--configfile", str(cluster_root / "wf_config.yaml")], cluster_root, slurm_env, timeout=1800)
     log = proc.stdout + proc.stderr
     (cluster_root / "snakemake.log").write_text(log)
 
@@ -287,16 +302,24 @@ def test_smoke_dag_through_sbatch_equals_local_run(slurm_env, smoke_run, tmp_pat
     group_jobs = [job for job, kind, _ in ids if kind == "group"]
     grouped = sum(n for r, n in ran.items() if r in grouped_rules)
     assert 0 < len(group_jobs) < grouped / 3, (len(group_jobs), grouped)  # far fewer queue waits than jobs
-    # the same DAG ran (the local run may have found the metric weights already prepared)
-    assert ran - Counter({"weights": 1}) == local_rules - Counter({"all": local_rules["all"], "weights": 1})
     done = finished_jobs()
     assert all(done[job]["JobState"] == "COMPLETED" for job, _, _ in ids)
+    # exactly what was taken out was remade: the joint prior's shards and merge, one generation job
+    # per joint shard, their scores, and the report; nothing upstream (training, latents, other priors)
+    assert ran["generate"] == len(joint_shards)
+    fit_shards = list((local_root / work / "priors" / "joint" / "shards").glob("*.safetensors"))
+    assert ran["fit_prior"] == len(fit_shards) > 0 and ran["merge_priors"] == 1
+    assert not {"train_vae", "train_base", "train_controlnet", "train_segmenter", "encode_latents",
+                "prepare_data", "reference_images", "score_reference"} & set(ran)
+    # the report group remade every result file (tables, LaTeX, plots) the local run made
+    made = sorted(p.relative_to(local_root) for p in (local_root / "results").rglob("*") if p.is_file())
+    assert made == sorted(p.relative_to(cluster_root) for p in (cluster_root / "results").rglob("*") if p.is_file())
 
-    _assert_same_results(local_root / "results" / "smoke", cluster_root / "results" / "smoke")
-    # and every generated image is the same, pixel for pixel (each image's seed is its own)
-    samples = sorted(p.relative_to(local_root) for p in (local_root / "work" / "smoke" / "samples").rglob("*.png"))
+    _assert_same_results(local_root / "results", cluster_root / "results")
+    # and every remade image is the same, pixel for pixel (each image's seed is its own)
+    samples = sorted(p.relative_to(local_root) for p in (local_root / work / "samples" / "joint").rglob("*.png"))
     assert samples and samples == sorted(
-        p.relative_to(cluster_root) for p in (cluster_root / "work" / "smoke" / "samples").rglob("*.png")
+        p.relative_to(cluster_root) for p in (cluster_root / work / "samples" / "joint").rglob("*.png")
     )
     for rel in samples:
         assert (local_root / rel).read_bytes() == (cluster_root / rel).read_bytes(), rel
