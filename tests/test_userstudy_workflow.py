@@ -42,6 +42,30 @@ def test_table4_joins_all_once_the_study_has_answers(tmp_path):
     assert "input: work/smoke/user_study/answers.sqlite" in table_job
 
 
+def test_a_normal_method_at_any_mu_reads_the_one_controlnet_setting(tmp_path):
+    """Under normal_prior_start: controlnet the normal prior is generated once, at mu 1: a study
+    that names it at the table's mu reads those images (the workflow's inputs and the build
+    command's folders), and asks for no normal-prior generation at 0.85."""
+    from scpdiff.config.benchmark import load_benchmark
+    from scpdiff.userstudy.build import parse_methods
+
+    config = {"benchmarks": ["smoke"], "user_study": {"methods": ["normal:0.85", "joint:0.85"], "groups": 4}}
+    jobs, out = dry_run(tmp_path, config, "user_study")
+    build = out[out.index("rule user_study_build:"):].split("\n\n")[0]
+    assert "work/smoke/samples/normal/mu1/fid/0000" in build and "samples/normal/mu0.85" not in out
+    assert "--methods normal:0.85 joint:0.85 --groups 4" in build
+    bench = load_benchmark("smoke")
+    for folder in ("normal/mu1/fid", "joint/mu0.85/fid"):
+        (tmp_path / "w" / "smoke" / "samples" / folder).mkdir(parents=True)
+    methods = parse_methods(["normal:0.85", "joint:0.85"], [], tmp_path / "w", bench)
+    assert [m.folder.relative_to(tmp_path / "w" / "smoke" / "samples").as_posix() for m in methods] == [
+        "normal/mu1/fid", "joint/mu0.85/fid"]
+    # the flipped protocol generates the normal prior at each mu, and the study reads that one
+    bench["protocol"]["normal_prior_start"] = "mu"
+    with pytest.raises(Exception, match="normal/mu0.85/fid"):
+        parse_methods(["normal:0.85", "joint:0.85"], [], tmp_path / "w", bench)
+
+
 def test_bad_user_study_config_is_refused(tmp_path):
     res = snakemake(tmp_path, {"benchmarks": ["smoke"], "user_study": {"methods": ["joint"]}}, "-n", "user_study")
     assert res.returncode != 0 and "user_study" in (res.stdout + res.stderr)

@@ -19,17 +19,18 @@ def user_study_dir(b):
     return f"{WORK}/{b}/user_study"
 
 
-def _method_setting(item):
-    """(prior, mu) of a `[LABEL=]PRIOR:MU` method."""
+def _method_setting(b, item):
+    """(prior, mu) of the images a `[LABEL=]PRIOR:MU` method shows: the generated setting it reads
+    (settings.sample_mu: the normal prior under the ControlNet start is generated once, at mu 1)."""
     prior, mu = item.rpartition("=")[2].split(":")
-    return prior, fmt_mu(mu)
+    return prior, settings.sample_mu(BENCH[b], prior, mu)
 
 
 def user_study_inputs(wildcards):
     b = wildcards.bench
     shards = []
     for item in user_study_methods(b):
-        shards += sample_shards(b, *_method_setting(item), "fid")
+        shards += sample_shards(b, *_method_setting(b, item), "fid")
     return {"index": data_index(wildcards), "shards": shards}
 
 
@@ -42,7 +43,7 @@ def user_study_options(wildcards):
         opts += ["--images", *(shlex.quote(f"{label}={folder}") for label, folder in images.items())]
     # the paper ranks 500 groups; a small benchmark (or a mu-sweep point of counts.sweep_fid_samples)
     # generates fewer label maps than that
-    images = [generation_images(b, "fid", *_method_setting(item)) for item in user_study_methods(b)]
+    images = [generation_images(b, "fid", *_method_setting(b, item)) for item in user_study_methods(b)]
     groups = cfg.get("groups") or min([500, *images])
     opts += ["--groups", str(groups), "--seed", str(cfg.get("seed", 0))]
     return " ".join(opts)

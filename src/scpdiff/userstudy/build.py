@@ -19,10 +19,11 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
+from ..config.settings import sample_mu
 from ..errors import InputError
 from ..utils.files import atomic_dir
 from ..utils.hashing import sha256_file
@@ -39,13 +40,16 @@ class MethodSource:
     folder: Path  # images directly inside or in one level of sub-folders (shards)
 
 
-def setting_folder(work_dir: str | os.PathLike, bench_name: str, prior: str, mu: str) -> Path:
-    """Where the workflow's ``generate`` rule puts the FID samples of (prior, mu)."""
-    return Path(work_dir) / bench_name / "samples" / prior / f"mu{float(mu):g}" / "fid"
+def setting_folder(work_dir: str | os.PathLike, bench: Mapping, prior: str, mu: str) -> Path:
+    """Where the workflow's ``generate`` rule puts the FID samples of (prior, mu): the folder of
+    the mu whose images the setting reads (:func:`scpdiff.config.settings.sample_mu`; under the
+    protocol's ``normal_prior_start: controlnet`` the normal prior at any mu is the one setting
+    generated at mu = 1)."""
+    return Path(work_dir) / bench["name"] / "samples" / prior / f"mu{float(sample_mu(bench, prior, mu)):g}" / "fid"
 
 
 def parse_methods(settings: Sequence[str], image_dirs: Sequence[str], work_dir: str | os.PathLike,
-                  bench_name: str) -> list[MethodSource]:
+                  bench: Mapping) -> list[MethodSource]:
     """``--images [LABEL=]DIR`` (first, as OASIS heads the paper's table) then ``--methods
     [LABEL=]PRIOR:MU``, in the order given."""
     methods: list[MethodSource] = []
@@ -61,7 +65,7 @@ def parse_methods(settings: Sequence[str], image_dirs: Sequence[str], work_dir: 
         m = _SETTING.match(spec)
         if not m:
             raise InputError(f"--methods {item!r}: expected [LABEL=]PRIOR:MU, e.g. joint:0.85")
-        methods.append(MethodSource(label if sep else spec, setting_folder(work_dir, bench_name, m["prior"], m["mu"])))
+        methods.append(MethodSource(label if sep else spec, setting_folder(work_dir, bench, m["prior"], m["mu"])))
     labels = [m.label for m in methods]
     if len(labels) < 2:
         raise InputError("a ranking study needs at least two methods (--methods / --images)")
@@ -187,4 +191,4 @@ def build_study_from_args(benchmark: str, settings: Sequence[str], image_dirs: S
     from ..config.benchmark import load_benchmark
 
     bench = load_benchmark(benchmark)
-    return build_study(bench, parse_methods(settings, image_dirs, work_dir, bench.name), groups, seed, out)
+    return build_study(bench, parse_methods(settings, image_dirs, work_dir, bench), groups, seed, out)
