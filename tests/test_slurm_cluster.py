@@ -23,7 +23,7 @@ import pandas as pd
 import yaml
 import pytest
 
-from conftest import REPO, write_smoke_config
+from conftest import REPO
 
 CI = REPO / ".ci" / "slurm"
 STATE = Path(os.environ.get("SCPDIFF_SLURM_STATE", "/tmp/scpdiff-slurm"))
@@ -271,8 +271,6 @@ def test_smoke_study_through_sbatch_equals_local_run(slurm_env, smoke_run, tmp_p
     after another), and it would go through the same rules and profile settings as this slice: the
     training rules add no SLURM code path that tests/test_slurm_profiles.py and the two-rule test
     above do not cover."""
-    import shutil
-
     local_root = smoke_run
     work = Path("work") / "smoke"
     cluster_root = tmp_path / "slurm"

@@ -47,6 +47,7 @@ def test_a_normal_method_at_any_mu_reads_the_one_controlnet_setting(tmp_path):
     that names it at the table's mu reads those images (the workflow's inputs and the build
     command's folders), and asks for no normal-prior generation at 0.85."""
     from scpdiff.config.benchmark import load_benchmark
+    from scpdiff.errors import InputError
     from scpdiff.userstudy.build import parse_methods
 
     config = {"benchmarks": ["smoke"], "user_study": {"methods": ["normal:0.85", "joint:0.85"], "groups": 4}}
@@ -62,7 +63,7 @@ def test_a_normal_method_at_any_mu_reads_the_one_controlnet_setting(tmp_path):
         "normal/mu1/fid", "joint/mu0.85/fid"]
     # the flipped protocol generates the normal prior at each mu, and the study reads that one
     bench["protocol"]["normal_prior_start"] = "mu"
-    with pytest.raises(Exception, match="normal/mu0.85/fid"):
+    with pytest.raises(InputError, match="normal/mu0.85/fid is not a folder"):
         parse_methods(["normal:0.85", "joint:0.85"], [], tmp_path / "w", bench)
 
 

@@ -45,7 +45,7 @@ def setting_folder(work_dir: str | os.PathLike, bench: Mapping, prior: str, mu: 
     the mu whose images the setting reads (:func:`scpdiff.config.settings.sample_mu`; under the
     protocol's ``normal_prior_start: controlnet`` the normal prior at any mu is the one setting
     generated at mu = 1)."""
-    return Path(work_dir) / bench["name"] / "samples" / prior / f"mu{float(sample_mu(bench, prior, mu)):g}" / "fid"
+    return Path(work_dir) / bench["name"] / "samples" / prior / f"mu{sample_mu(bench, prior, mu)}" / "fid"
 
 
 def parse_methods(settings: Sequence[str], image_dirs: Sequence[str], work_dir: str | os.PathLike,
