@@ -35,7 +35,7 @@ resume:
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/scpdiff resume --cores $(CORES) -- $(SNAKEMAKE_ARGS)
 
 test: weights
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -q --durations=25
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -q --durations=25 -n auto --dist loadgroup --no-loadscope-reorder
 
 clean-results:
 	rm -rf results/toy results/smoke work/toy work/smoke

@@ -5,6 +5,7 @@ look at the same local run."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -47,20 +48,85 @@ def run_snakemake(workdir: Path, *args: str, timeout: int = 600) -> subprocess.C
     return res
 
 
-@pytest.fixture(scope="session")
-def smoke_run(tmp_path_factory):
-    """The whole smoke study, once per session, with profiles/local: its working directory.
+# Under pytest-xdist (`make test`: `-n auto --dist loadgroup --no-loadscope-reorder`, which hands
+# out tests in the order below, one at a time to whichever worker is free): the smoke study is built
+# once per session (`shared_once`) by the first test that asks for it, and every test that uses it
+# reads it or works on a copy, so those tests may run on any worker. The first of them goes first
+# (its worker builds the study, the longest stretch of the suite), the others after the plain tests
+# (by then the study is built, so no worker waits for it); test_slurm_cluster.py is one group on one
+# worker (its module fixture starts this machine's SLURM daemons), last.
+SLURM_GROUP = "slurm-cluster"
 
-    The log of the run is kept as WORKDIR/snakemake.log. SCPDIFF_SMOKE_WORKDIR=DIR reuses (and
-    completes) a smoke run in DIR instead of starting a fresh one (a development shortcut).
-    """
-    reuse = os.environ.get("SCPDIFF_SMOKE_WORKDIR")
-    workdir = Path(reuse) if reuse else tmp_path_factory.mktemp("smoke")
+
+def _uses_smoke_run(item: pytest.Item) -> bool:
+    return "smoke_run" in getattr(item, "fixturenames", ())  # the closure: fixtures that use it count
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's worker reads the groups into the node ids
+def pytest_collection_modifyitems(config, items):
+    slurm = {id(item) for item in items if item.path.name == "test_slurm_cluster.py"}
+    smoke = [item for item in items if _uses_smoke_run(item) and id(item) not in slurm]
+    builder = id(smoke[0]) if smoke else None
+    smoke_ids = {id(item) for item in smoke}
+    for item in items:
+        if id(item) in slurm:
+            item.add_marker(pytest.mark.xdist_group(SLURM_GROUP))
+
+    def rank(item: pytest.Item) -> int:
+        key = id(item)
+        return 0 if key == builder else 3 if key in slurm else 2 if key in smoke_ids else 1
+
+    items.sort(key=rank)  # stable: every xdist worker must collect the same order
+
+
+def shared_once(tmp_path_factory, name: str, build) -> Path:
+    """``build(dir)`` run once per test session, also across xdist workers: the first worker to ask
+    builds it under a file lock in the session's shared temporary directory, the others wait for it
+    and reuse it. ``build`` must write ``dir/.complete`` last (a failed build is retried)."""
+    from filelock import FileLock
+
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        workdir = tmp_path_factory.mktemp(name)
+        build(workdir)
+        return workdir
+    workdir = tmp_path_factory.getbasetemp().parent / name  # one session: pytest-N/, its workers below it
+    with FileLock(f"{workdir}.lock"):
+        if not (workdir / ".complete").exists():
+            shutil.rmtree(workdir, ignore_errors=True)
+            build(workdir)
+            assert (workdir / ".complete").exists(), f"{build} did not finish {workdir}"
+    return workdir
+
+
+def build_smoke_run(workdir: Path) -> None:
     write_smoke_config(workdir, metric_cache_dir())
     # --ignore-incomplete: every output is atomic, so an existing one is complete (see the kill test)
     res = run_snakemake(workdir, "--profile", str(REPO / "profiles" / "local"), "--cores", "2",
                         "--ignore-incomplete", timeout=3600)
     (workdir / "snakemake.log").write_text(res.stdout + res.stderr)
+    (workdir / ".complete").touch()
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """The whole smoke study, once per session (across xdist workers too), with profiles/local: its
+    working directory. Tests must not change it (copy it first: `shutil.copytree`).
+
+    The log of the run is kept as WORKDIR/snakemake.log. SCPDIFF_SMOKE_WORKDIR=DIR reuses (and
+    completes) a smoke run in DIR instead of starting a fresh one (a development shortcut).
+    """
+    reuse = os.environ.get("SCPDIFF_SMOKE_WORKDIR")
+    if reuse:
+        build_smoke_run(Path(reuse))
+        return Path(reuse)
+    return shared_once(tmp_path_factory, "smoke", build_smoke_run)
+
+
+@pytest.fixture
+def smoke_copy(smoke_run, tmp_path):
+    """A private copy of the smoke run, for a test that changes it (deletes, kills, reruns)."""
+    workdir = tmp_path / "smoke"
+    shutil.copytree(smoke_run, workdir, symlinks=True, ignore=shutil.ignore_patterns("snakemake.log"))
     return workdir
 
 

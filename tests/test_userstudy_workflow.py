@@ -125,38 +125,36 @@ def test_user_study_rule_runs_on_sample_folders_and_table4_follows(tmp_path):
 
 
 @pytest.mark.slow
-def test_study_from_the_smoke_run_and_its_table4(smoke_run):
-    study_dir = smoke_run / "work" / "smoke" / "user_study"
-    table_dir = smoke_run / "results" / "smoke" / "table4"
-    try:
-        run_snakemake(smoke_run, "--cores", "1", "user_study")
-        study = load_study(study_dir)
-        assert study.methods == ["normal:1", "spatial:0.85", "categorical:0.85", "joint:0.85"]
-        assert len(study.groups) == 16
-        for group in study.groups.values():
-            for image, method in group.images.items():
-                prior, mu = method.split(":")
-                source = list((smoke_run / "work" / "smoke" / "samples" / prior / f"mu{mu}" / "fid")
-                              .glob(f"*/{group.label_map}.png"))
-                assert len(source) == 1 and source[0].read_bytes() == (study_dir / image).read_bytes()
-        # two participants answer through the store, as the server would
-        store = AnswerStore(study.database, study.study_id)
-        invite(study_dir, count=2)
-        for pid in (1, 2):
-            for gid, images in study.participant_order(pid)[:3]:
-                by_method = sorted(images, key=lambda im: study.groups[gid].images[im])
-                ranks = {im: i + 1 for i, im in enumerate(by_method)}  # methods sorted by name: best first
-                store.store_answer(pid, gid, {"quality": ranks, "fidelity": ranks}, study.groups[gid].images)
-        res = run_snakemake(smoke_run, "--cores", "1", "-n")
-        assert "table4" in res.stdout and "user_study_build" not in res.stdout
-        run_snakemake(smoke_run, "--cores", "1", "results/smoke/table4/table4.csv")
-        table = pd.read_csv(table_dir / "table4.csv", index_col="method")
-        assert table.loc["categorical:0.85", "quality_ahr"] == 4 and table.loc["spatial:0.85", "quality_ahr"] == 1
-        assert (table["answers"] == 6).all()
-    finally:
-        # leave the shared smoke run as it was for the other workflow tests
-        shutil.rmtree(study_dir, ignore_errors=True)
-        shutil.rmtree(table_dir, ignore_errors=True)
+def test_study_from_the_smoke_run_and_its_table4(smoke_run, tmp_path):
+    # a copy: the shared smoke run is read by other tests meanwhile (another xdist worker among them)
+    run = tmp_path / "smoke"
+    shutil.copytree(smoke_run, run, symlinks=True, ignore=shutil.ignore_patterns("report.html", "*.log"))
+    study_dir = run / "work" / "smoke" / "user_study"
+    table_dir = run / "results" / "smoke" / "table4"
+    run_snakemake(run, "--cores", "1", "user_study")
+    study = load_study(study_dir)
+    assert study.methods == ["normal:1", "spatial:0.85", "categorical:0.85", "joint:0.85"]
+    assert len(study.groups) == 16
+    for group in study.groups.values():
+        for image, method in group.images.items():
+            prior, mu = method.split(":")
+            source = list((run / "work" / "smoke" / "samples" / prior / f"mu{mu}" / "fid")
+                          .glob(f"*/{group.label_map}.png"))
+            assert len(source) == 1 and source[0].read_bytes() == (study_dir / image).read_bytes()
+    # two participants answer through the store, as the server would
+    store = AnswerStore(study.database, study.study_id)
+    invite(study_dir, count=2)
+    for pid in (1, 2):
+        for gid, images in study.participant_order(pid)[:3]:
+            by_method = sorted(images, key=lambda im: study.groups[gid].images[im])
+            ranks = {im: i + 1 for i, im in enumerate(by_method)}  # methods sorted by name: best first
+            store.store_answer(pid, gid, {"quality": ranks, "fidelity": ranks}, study.groups[gid].images)
+    res = run_snakemake(run, "--cores", "1", "-n")
+    assert "table4" in res.stdout and "user_study_build" not in res.stdout
+    run_snakemake(run, "--cores", "1", "results/smoke/table4/table4.csv")
+    table = pd.read_csv(table_dir / "table4.csv", index_col="method")
+    assert table.loc["categorical:0.85", "quality_ahr"] == 4 and table.loc["spatial:0.85", "quality_ahr"] == 1
+    assert (table["answers"] == 6).all()
 
 
 def test_study_wide_table4_joins_all_with_the_per_benchmark_ones(tmp_path):

@@ -82,8 +82,8 @@ def _dry_run_jobs(workdir: Path, target: str, *args: str) -> list[str]:
     return [line.split("output: ", 1)[1] for line in out.splitlines() if line.strip().startswith("output: ")]
 
 
-def test_rerun_after_kill_redoes_only_the_missing_shards(smoke_run):
-    workdir = smoke_run
+def test_rerun_after_kill_redoes_only_the_missing_shards(smoke_copy):
+    workdir = smoke_copy
     setting = workdir / "work" / "smoke" / "samples" / "categorical" / "mu0.85" / "fid"
     score = workdir / "work" / "smoke" / "scores" / "categorical" / "mu0.85.json"
     # forget this setting, then regenerate it one job at a time and kill snakemake (SIGKILL, the
@@ -207,12 +207,12 @@ def _job_of(workflow_pid: int) -> int | None:
     return None
 
 
-def test_resume_after_snakemake_alone_is_killed(smoke_run):
+def test_resume_after_snakemake_alone_is_killed(smoke_copy):
     """kill -9 of Snakemake only (not its process group): the job it was running stops on its own and
     cleans up, and the documented `make resume` finishes the run; a plain run then has nothing to do."""
     import shutil
 
-    workdir = smoke_run
+    workdir = smoke_copy
     setting = workdir / "work" / "smoke" / "samples" / "spatial" / "mu0.85" / "fid"
     score = workdir / "work" / "smoke" / "scores" / "spatial" / "mu0.85.json"
     shutil.rmtree(setting, ignore_errors=True)
@@ -254,11 +254,11 @@ def test_resume_after_snakemake_alone_is_killed(smoke_run):
     assert "Nothing to be done" in res.stdout + res.stderr
 
 
-def test_a_deleted_shard_is_redone_only_when_named(smoke_run):
+def test_a_deleted_shard_is_redone_only_when_named(smoke_copy):
     """What docs/workflow.md says a deleted intermediate output does: nothing until it is named."""
     import shutil
 
-    workdir = smoke_run
+    workdir = smoke_copy
     shard = workdir / "work" / "smoke" / "samples" / "joint" / "mu0.85" / "fid" / "0000"
     score = workdir / "work" / "smoke" / "scores" / "joint" / "mu0.85.json"
     shutil.rmtree(shard)
@@ -274,12 +274,12 @@ def test_a_deleted_shard_is_redone_only_when_named(smoke_run):
     assert "Nothing to be done" in (r := _run(workdir, "-n", "--cores", "1", score_target)).stdout + r.stderr
 
 
-def test_a_removed_shard_score_is_redone_alone(smoke_run):
+def test_a_removed_shard_score_is_redone_alone(smoke_copy):
     """Scoring is per generation shard: a lost shard score, named as a target (Snakemake does not
     remake a missing intermediate file whose readers are up to date, the same as a deleted image
     shard), is recomputed from its images alone; the next plain run redoes only the setting's merge
     and what reads it."""
-    workdir = smoke_run
+    workdir = smoke_copy
     scores = workdir / "work" / "smoke" / "scores" / "joint" / "mu0.85" / "fid"
     lost, kept = scores / "0001.npz", scores / "0000.npz"
     before = kept.stat().st_mtime_ns
