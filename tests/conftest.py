@@ -62,21 +62,25 @@ def _uses_smoke_run(item: pytest.Item) -> bool:
     return "smoke_run" in getattr(item, "fixturenames", ())  # the closure: fixtures that use it count
 
 
+def _in_slurm_module(item: pytest.Item) -> bool:
+    return item.path.name == "test_slurm_cluster.py"
+
+
+def _rank(item: pytest.Item, builder: pytest.Item | None) -> int:
+    if _in_slurm_module(item):
+        return 3
+    if _uses_smoke_run(item):
+        return 0 if item is builder else 2
+    return 1
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist's worker reads the groups into the node ids
 def pytest_collection_modifyitems(config, items):
-    slurm = {id(item) for item in items if item.path.name == "test_slurm_cluster.py"}
-    smoke = [item for item in items if _uses_smoke_run(item) and id(item) not in slurm]
-    builder = id(smoke[0]) if smoke else None
-    smoke_ids = {id(item) for item in smoke}
+    builder = next((item for item in items if _uses_smoke_run(item) and not _in_slurm_module(item)), None)
     for item in items:
-        if id(item) in slurm:
+        if _in_slurm_module(item):
             item.add_marker(pytest.mark.xdist_group(SLURM_GROUP))
-
-    def rank(item: pytest.Item) -> int:
-        key = id(item)
-        return 0 if key == builder else 3 if key in slurm else 2 if key in smoke_ids else 1
-
-    items.sort(key=rank)  # stable: every xdist worker must collect the same order
+    items.sort(key=lambda item: _rank(item, builder))  # stable: every xdist worker must collect the same order
 
 
 def shared_once(tmp_path_factory, name: str, build) -> Path:
@@ -117,7 +121,10 @@ def smoke_run(tmp_path_factory):
     """
     reuse = os.environ.get("SCPDIFF_SMOKE_WORKDIR")
     if reuse:
-        build_smoke_run(Path(reuse))
+        from filelock import FileLock
+
+        with FileLock(f"{Path(reuse).resolve()}.lock"):  # xdist workers complete it one after the other
+            build_smoke_run(Path(reuse))
         return Path(reuse)
     return shared_once(tmp_path_factory, "smoke", build_smoke_run)
 

@@ -3,9 +3,6 @@ workflow's samples; the table joins `all` only once an answers database exists."
 
 from __future__ import annotations
 
-import shutil
-import sqlite3
-
 import pandas as pd
 import pytest
 
@@ -125,10 +122,8 @@ def test_user_study_rule_runs_on_sample_folders_and_table4_follows(tmp_path):
 
 
 @pytest.mark.slow
-def test_study_from_the_smoke_run_and_its_table4(smoke_run, tmp_path):
-    # a copy: the shared smoke run is read by other tests meanwhile (another xdist worker among them)
-    run = tmp_path / "smoke"
-    shutil.copytree(smoke_run, run, symlinks=True, ignore=shutil.ignore_patterns("report.html", "*.log"))
+def test_study_from_the_smoke_run_and_its_table4(smoke_copy):
+    run = smoke_copy  # the shared smoke run is read by other tests meanwhile (another xdist worker among them)
     study_dir = run / "work" / "smoke" / "user_study"
     table_dir = run / "results" / "smoke" / "table4"
     run_snakemake(run, "--cores", "1", "user_study")

@@ -294,7 +294,7 @@ def test_a_removed_shard_score_is_redone_alone(smoke_copy):
     assert "Nothing to be done" in (r := _run(workdir, "-n", "--cores", "1")).stdout + r.stderr
 
 
-def test_keep_images_none_leaves_no_sample_image_and_every_table(smoke_run, tmp_path):
+def test_keep_images_none_leaves_no_sample_image_and_every_table(smoke_run, smoke_copy):
     """keep_images: none marks the images temp(): each shard goes once every job reading it has
     finished, the tables are complete, and a later run does not want the images back.
 
@@ -305,8 +305,7 @@ def test_keep_images_none_leaves_no_sample_image_and_every_table(smoke_run, tmp_
 
     import yaml
 
-    workdir = tmp_path / "run"
-    shutil.copytree(smoke_run, workdir, symlinks=True, ignore=shutil.ignore_patterns("snakemake.log"))
+    workdir = smoke_copy
     config = yaml.safe_load((workdir / "wf_config.yaml").read_text())
     config["overrides"] = {"smoke": {"keep_images": "none"}}
     (workdir / "wf_config.yaml").write_text(yaml.safe_dump(config))
