@@ -10,6 +10,7 @@ import scipy.linalg
 import torch
 
 from scpdiff.errors import InputError
+from scpdiff.metrics import fid as fid_module
 from scpdiff.metrics.fid import (
     INCEPTION_SIZE, GaussianStats, ReferenceStats, fid_infinity, frechet_distance, kernel_inception_distance,
     reference_key, resize_for_inception,
@@ -142,3 +143,27 @@ def test_converted_inception_matches_torchscript_original():
         theirs = scripted((x.float() - 128) / 128)
     assert ours.shape == theirs.shape == (1, 2048)
     torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("n_a, n_b", [(30, 45), (150, 200), (300, 40)])
+def test_feature_frechet_distance_matches_scipy_and_the_covariance_route(n_a, n_b, monkeypatch):
+    # fewer images than dimensions (rank-deficient covariances, the toy's case) and more
+    rng = np.random.default_rng(3)
+    mix = rng.normal(size=(96, 96)) / 10
+    f1 = rng.normal(size=(n_a, 96)) @ mix
+    f2 = rng.normal(size=(n_b, 96)) @ mix * 0.7 + 0.05
+    fast = fid_module.feature_frechet_distance(f1, f2)
+    assert fast == pytest.approx(_fid_reference(f1, f2), rel=1e-6)  # scipy's Schur sqrtm: ~1e-7
+    # the d x d route (taken for large sets) clips the rounding noise of a singular covariance's
+    # zero eigenvalues, whose square roots then add up to ~1e-8 relative: exact only at full rank
+    tol = 1e-6 if min(n_a, n_b) <= 96 else 1e-9
+    assert fast == pytest.approx(frechet_distance(GaussianStats.of(f1), GaussianStats.of(f2)), rel=tol)
+    monkeypatch.setattr(fid_module, "FEATURE_ROUTE_MAX", 0)
+    assert fid_module.feature_frechet_distance(f1, f2) == pytest.approx(fast, rel=tol)
+
+
+def test_feature_frechet_distance_rejects_mismatched_features():
+    with pytest.raises(InputError, match="shapes"):
+        fid_module.feature_frechet_distance(np.zeros((5, 4)), np.zeros((5, 3)))
+    with pytest.raises(InputError, match="at least 2"):
+        fid_module.feature_frechet_distance(np.zeros((1, 4)), np.ones((5, 4)))

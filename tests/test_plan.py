@@ -67,7 +67,7 @@ def test_toy_plan_matches_a_hand_count():
     assert rows["generate"].images == 14 * 150 + 4 * 4 * 6
     assert rows["generate"].denoiser_evals == 150 * (20 + 3 * (17 + 11 + 20) + 5 + 10 + 15 + 20) + 24 * (20 + 3 * 17)
     assert rows["encode latents"].jobs == 4 + 1 and rows["encode latents"].images == 2000 + 200
-    assert rows["fit priors"].jobs == 3 * 5 and rows["score FID/KID"].jobs == 2 * 14  # 1 shard each + merges
+    assert rows["fit priors"].jobs == 3 * 5 and rows["score FID/KID"].jobs == 14  # 1 shard each: the row job scores it
     assert rows["fine-tune"].denoiser_evals == 600 * 16
 
 
@@ -251,6 +251,7 @@ def test_cost_knobs_change_the_plan_as_they_change_the_dag():
     # point gets 8 (1 shard); 4 diversity sets; the 4 seed-1 repeats of Table 1
     assert rows["generate"].jobs == 4 * 2 + 1 + 4 * 1 + 4 * 2
     assert rows["generate"].images == 4 * 16 + 8 + 4 * 2 * 3 + 4 * 16 and rows["generate"].disk_bytes == 0
-    assert rows["score FID/KID"].jobs == (4 * 2 + 1 + 4 * 2) + 9
+    # the oracle point's one shard is scored by its row job: no shard job
+    assert rows["score FID/KID"].jobs == (4 * 2 + 4 * 2) + 9
     bench["keep_images"] = "grid"  # the first shard (8 images) of each of the 5 FID settings
     assert by_stage(bench)["generate"].disk_bytes == pytest.approx(5 * 8 * 64 * 128 * 1.4)

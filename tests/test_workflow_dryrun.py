@@ -74,8 +74,9 @@ def expected_jobs(bench) -> Counter:
         encode_latents=ref_shards * (1 + (bench["protocol"]["joint_reference"] == "quarter_of_split"
                                           and "joint" in bench["priors"])) + val_shards, fit_prior=ref_shards * len(fitted), merge_priors=len(fitted),
         generate=(len(settings) + n_seed) * gen_shards + n_div * div_shards, score_fid=len(settings), score_diversity=n_div,
-        # one score job per FID generation shard, merged per setting by score_fid / score_fid_seed
-        score_shard=(len(settings) + n_seed) * gen_shards,
+        # one score job per FID generation shard, merged per setting by score_fid / score_fid_seed,
+        # which score a one-shard setting themselves
+        score_shard=(len(settings) + n_seed) * gen_shards if gen_shards > 1 else 0,
         metrics=1, benchmark_table=3, plot_mu_sweep=1, plot_oracle=1, plot_samples=1,
         # one metrics CSV per report product: Tables 1-3, the mu sweep, the oracle figure
         collect_metrics=4 + bool(bench["mu"].get("oracle_grid")),

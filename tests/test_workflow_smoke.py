@@ -330,3 +330,41 @@ def test_keep_images_none_leaves_no_sample_image_and_every_table(smoke_run, smok
     metrics = pd.read_csv(results / "metrics.csv")
     assert metrics[["fid", "miou"]].notna().any().all() and len(metrics) == len(pd.read_csv(smoke_run / "results" / "smoke" / "metrics.csv"))
     assert "Nothing to be done" in (r := _run(workdir, "-n", "--cores", "1")).stdout + r.stderr
+
+
+def test_a_one_shard_setting_is_scored_in_one_job_with_the_merged_numbers(smoke_copy):
+    """A setting of one generation shard (the toy's) has no shard-statistics job: its row job scores
+    the images itself (`scpdiff score`), and the row is the one the two-shard merge wrote for the
+    same images (per-image seeds: the sharding does not change an image)."""
+    import shutil
+
+    import yaml
+
+    workdir = smoke_copy
+    config = yaml.safe_load((workdir / "wf_config.yaml").read_text())
+    config["overrides"] = {"smoke": {"counts": {"shard_size": 16}}}  # 16 FID samples: one shard
+    (workdir / "wf_config.yaml").write_text(yaml.safe_dump(config))
+    work = workdir / "work" / "smoke"
+    score = work / "scores" / "joint" / "mu0.85.json"
+    merged = json.loads(score.read_text())
+    assert merged["shards"] == 2
+    shard_scores = work / "scores" / "joint" / "mu0.85" / "fid"
+    for path in (work / "samples" / "joint" / "mu0.85" / "fid", shard_scores):
+        shutil.rmtree(path)
+    score.unlink()
+    # mtime triggers only: the latents and priors (sharded by the same count) stand as they are
+    res = _run(workdir, "--cores", "2", str(score.relative_to(workdir)), "--rerun-triggers", "mtime")
+    ran = re.findall(r"^(?:local)?rule (\w+):$", res.stdout + res.stderr, flags=re.M)
+    assert ran == ["generate", "score_fid"], ran
+    log = (work / "logs" / "merge_scores_joint_mu0.85.log").read_text()
+    assert "scored 16 images" in log and not shard_scores.exists()
+    row = json.loads(score.read_text())
+    assert row["num_images"] == merged["num_images"] == 16
+    # Inception features of 16 images in one batch against two batches of 8: float rounding only
+    for key in ("fid", "kid"):
+        assert row[key] == pytest.approx(merged[key], rel=1e-4), key
+    for key in ("miou", "pixel_accuracy", "class_iou", "segmented_images"):
+        assert row[key] == merged[key], key
+    assert row["bootstrap"]["units_sha256"] == merged["bootstrap"]["units_sha256"]
+    for metric, (lo, hi) in merged["bootstrap"]["interval"].items():
+        assert row["bootstrap"]["interval"][metric] == pytest.approx([lo, hi], rel=1e-4), metric

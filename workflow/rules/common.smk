@@ -218,6 +218,44 @@ def shard_statistics(b, prior, mu, purpose):
     return [f"{WORK}/{b}/scores/{prior}/mu{mu}/{purpose}/{s}.npz" for s in shard_ids(n)]
 
 
+def setting_scoring_inputs(purpose_of):
+    """Inputs of a setting's row (rules score_fid*): its shards' statistics (rule score_shard), or,
+    when the setting is one shard, the images themselves, scored and summarised by one job (no
+    statistics file, no second process loading the networks again)."""
+
+    def _inputs(w):
+        purpose = purpose_of(w)
+        shards = sample_shards(w.bench, w.prior, w.mu, purpose)
+        ref = {"ref": f"{WORK}/{w.bench}/fid_ref.npz"}
+        if len(shards) > 1:
+            return {"statistics": shard_statistics(w.bench, w.prior, w.mu, purpose), **ref}
+        return {"images": shards[0], "segmenter": segmenter_checkpoint(w),
+                "weights": f"{CACHE}/weights/manifest.json", **ref}
+
+    return _inputs
+
+
+def setting_scoring_command(w, input):
+    """``merge-scores`` of the shard statistics, or ``score`` of a one-shard setting's images: the
+    same row (scpdiff.metrics.folder_score.merge_scores), the reference and options alike."""
+    if "statistics" in input.keys():
+        return f"merge-scores --statistics {' '.join(input.statistics)}"
+    segmenter = f"--segmenter-checkpoint {input.segmenter}" if input.segmenter else ""
+    cache = os.path.dirname(os.path.dirname(input.weights))
+    return f"score --images {input.images} {segmenter} {segment_option(w)} --cache {cache}"
+
+
+def setting_scoring_resources(purpose_of):
+    """A one-shard setting's row job does the scoring: a shard score's threads and resources; a merge
+    is a report job."""
+
+    def stage(w):
+        return "score_shard" if num_generation_shards(w.bench, purpose_of(w), w.prior, w.mu) == 1 else "report"
+
+    threads = lambda w: int(stage_resource(stage(w), "threads", w))
+    return threads, {key: (lambda w, key=key: stage_resource(stage(w), key, w)) for key in ("mem_mb", "runtime", "gpu")}
+
+
 # Generated images outlive their scores per the benchmark's keep_images (generate.smk): `none` and
 # `grid` mark them temp(), so Snakemake deletes a shard once every job reading it (its shard score,
 # the samples grid, the user study) has finished, and a rerun does not regenerate it while those

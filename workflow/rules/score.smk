@@ -77,38 +77,47 @@ rule score_shard:
         " {params.segmenter} {params.segment} --cache {params.cache} --out {output} > {log} 2>&1"
 
 
+FID_PURPOSE = lambda w: "fid"
+SEED_PURPOSE = lambda w: f"fid_seed{w.seed}"
+FID_THREADS, FID_RESOURCES = setting_scoring_resources(FID_PURPOSE)
+SEED_THREADS, SEED_RESOURCES = setting_scoring_resources(SEED_PURPOSE)
+
+
 rule score_fid:
-    """FID/KID, mIoU/Acc and their bootstrap intervals of one setting from its shards' statistics:
-    the numbers of one pass over every image."""
+    """FID/KID, mIoU/Acc and their bootstrap intervals of one setting: the merge of its shards'
+    statistics, or a one-shard setting's images scored in the same job (setting_scoring_command);
+    either way the numbers of one pass over every image."""
     input:
-        statistics=lambda w: shard_statistics(w.bench, w.prior, w.mu, "fid"),
-        ref=f"{WORK}/{{bench}}/fid_ref.npz",
+        unpack(setting_scoring_inputs(FID_PURPOSE)),
     output:
         f"{WORK}/{{bench}}/scores/{{prior}}/mu{{mu}}.json",
     params:
         cmd=SCPDIFF,
+        step=setting_scoring_command,
         bench=bench_yaml,
         subset=fid_subset_option,
         bootstrap=bootstrap_options,
         settings=digest("uncertainty"),
     log:
         log_path("merge_scores", "_{prior}_mu{mu}"),
-    threads: 1
+    threads: FID_THREADS
     resources:
-        **resources_for("report"),
+        **FID_RESOURCES,
     conda:
         ENV
     shell:
-        "{params.cmd} merge-scores --statistics {input.statistics} --benchmark {params.bench} --split val"
+        "{params.cmd} {params.step} --benchmark {params.bench} --split val"
         " --ref-stats {input.ref} {params.subset} {params.bootstrap} --out {output} > {log} 2>&1"
 
 
 use rule score_fid as score_fid_seed with:
     input:
-        statistics=lambda w: shard_statistics(w.bench, w.prior, w.mu, f"fid_seed{w.seed}"),
-        ref=f"{WORK}/{{bench}}/fid_ref.npz",
+        unpack(setting_scoring_inputs(SEED_PURPOSE)),
     output:
         f"{WORK}/{{bench}}/scores/{{prior}}/mu{{mu}}_seed{{seed}}.json",
+    threads: SEED_THREADS
+    resources:
+        **SEED_RESOURCES,
     log:
         log_path("merge_scores", "_{prior}_mu{mu}_seed{seed}"),
 

@@ -39,6 +39,7 @@ from ..errors import InputError
 from ..utils.hashing import sha256_bytes
 from ..utils.intervals import LEVEL, excludes_zero, paired_interval, percentile_interval  # noqa: F401 (re-exported)
 from .segmentation import mean_iou, pixel_accuracy
+from .trace_sqrt import nuclear_norm, trace_sqrt_product  # noqa: F401 (re-exported)
 
 RESAMPLES = 1000
 SEED = 0
@@ -123,33 +124,6 @@ def _reference_factor(reference: np.ndarray) -> np.ndarray:
     return v * np.sqrt(np.clip(w, 0, None))
 
 
-def _nuclear_norm(a: np.ndarray) -> float:
-    """Sum of singular values. An SVD, not the eigenvalues of ``a a^T``: the many zero singular
-    values of a rank-deficient ``a`` come out at ``eps * s_max``, where the Gram route's square
-    roots of rounding noise would add ``sqrt(eps) * s_max`` each. A long ``a`` is first reduced to
-    its ``R`` factor (same singular values)."""
-    if a.shape[0] > 2 * a.shape[1]:
-        a = np.linalg.qr(a, mode="r")
-    elif a.shape[1] > 2 * a.shape[0]:
-        a = np.linalg.qr(a.T, mode="r")
-    return float(np.linalg.svd(a, compute_uv=False).sum())
-
-
-def trace_sqrt_product(features_a: np.ndarray, features_b: np.ndarray) -> float:
-    """``Tr((S_a S_b)^{1/2})`` of the two feature sets' covariances (denominator ``n - 1``).
-
-    With ``A``, ``B`` the centred features, ``S_a S_b`` has the non-zero eigenvalues of
-    ``(A B^T)(B A^T) / ((n_a - 1)(n_b - 1))``: the trace is the nuclear norm of the ``n_a x n_b``
-    matrix ``A B^T`` over ``sqrt((n_a - 1)(n_b - 1))``. Exact (no ``d x d`` square root), so FID
-    of fewer than 2048 images costs an ``n x n`` singular value decomposition.
-    """
-    a = np.asarray(features_a, np.float64)
-    b = np.asarray(features_b, np.float64)
-    a = a - a.mean(0)
-    b = b - b.mean(0)
-    return _nuclear_norm(a @ b.T) / np.sqrt((len(a) - 1) * (len(b) - 1))
-
-
 def fid_replicates(features: np.ndarray, weights: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """``[B]`` FID of each replicate's images (``weights[b, i]`` copies of image ``i``) against the
     fixed reference features ``[m, d]``; equal to :func:`.fid.frechet_distance` on the copies."""
@@ -171,7 +145,7 @@ def fid_replicates(features: np.ndarray, weights: np.ndarray, reference: np.ndar
         keep = wb > 0
         tr_s = (wb @ sq - n * mu @ mu) / (n - 1)
         gb = (g[keep] - wb[keep] @ g[keep] / n) * np.sqrt(wb[keep])[:, None]
-        tr_cross = _nuclear_norm(gb) / np.sqrt(n - 1)
+        tr_cross = nuclear_norm(gb) / np.sqrt(n - 1)
         diff = mu - mu_ref
         out[b] = diff @ diff + tr_s + tr_ref - 2 * tr_cross
     return out

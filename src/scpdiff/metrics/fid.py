@@ -7,6 +7,7 @@ The network is torch-fidelity's ``FeatureExtractorInceptionV3`` loaded from the 
     model, sha = load_inception(device="cuda")
     feats = extract_features(batches, model)              # float64 [N, 2048]
     fid = frechet_distance(stats(feats), reference)       # Frechet distance of two Gaussians
+    fid = feature_frechet_distance(feats, reference_features)  # the same from features (n x n route)
     kid_mean, kid_std = kernel_inception_distance(feats, reference_features)
 """
 
@@ -25,6 +26,7 @@ from ..utils.files import atomic_path
 from ..utils.torch_state import full_float32
 from .defaults import KID_SUBSETS, KID_SUBSET_SIZE, SUBSET_SEED
 from .networks import build_inception
+from .trace_sqrt import trace_sqrt_product
 from .weights import FID_INCEPTION, weight_path
 
 INCEPTION_SIZE = 299
@@ -102,6 +104,33 @@ def frechet_distance(a: GaussianStats, b: GaussianStats) -> float:
     tr_covmean = np.sqrt(np.clip(eig, 0, None)).sum()
     diff = mu_a - mu_b
     return float(diff @ diff + np.trace(s_a) + np.trace(s_b) - 2 * tr_covmean)
+
+
+# above this many entries in ``A B^T`` (n_a * n_b) the d x d eigenproblems are cheaper than the SVD
+FEATURE_ROUTE_MAX = 2048 * 2048
+
+
+def feature_frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
+    """FID of two feature sets: :func:`frechet_distance` of their Gaussians, with the trace term from
+    :func:`trace_sqrt_product` when ``n_a * n_b <= FEATURE_ROUTE_MAX``.
+
+    With fewer images than feature dimensions the covariances are rank-deficient, and the trace of
+    the matrix root comes exactly from an ``n_a x n_b`` SVD (milliseconds) instead of two 2048 x 2048
+    eigendecompositions (about 4 s on two cores); the number is the same up to rounding.
+    """
+    a = np.asarray(features_a, np.float64)
+    b = np.asarray(features_b, np.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
+        raise InputError(f"FID of feature sets of shapes {a.shape} and {b.shape}")
+    if len(a) * len(b) > FEATURE_ROUTE_MAX:
+        return frechet_distance(GaussianStats.of(a), GaussianStats.of(b))
+    if min(len(a), len(b)) < 2:
+        raise InputError(f"FID needs at least 2 feature vectors, got {len(a)} and {len(b)}")
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    tr_a = float(((a - mu_a) ** 2).sum() / (len(a) - 1))
+    tr_b = float(((b - mu_b) ** 2).sum() / (len(b) - 1))
+    diff = mu_a - mu_b
+    return float(diff @ diff + tr_a + tr_b - 2 * trace_sqrt_product(a, b))
 
 
 def kernel_inception_distance(features_a: np.ndarray, features_b: np.ndarray, subsets: int = KID_SUBSETS,

@@ -37,7 +37,7 @@ from .bootstrap import (
 from .defaults import BATCH_SIZE, FID_RESIZE, KID_SUBSETS, KID_SUBSET_SIZE, MIOU_AVERAGE, SUBSET_SEED
 from .diversity import pairwise_lpips, pairwise_ms_ssim
 from .fid import (
-    GaussianStats, ReferenceStats, extract_features, fid_infinity, frechet_distance, inception_features,
+    GaussianStats, ReferenceStats, extract_features, feature_frechet_distance, fid_infinity, inception_features,
     kernel_inception_distance, load_inception, reference_key, resize_for_inception,
 )
 from .images import DatasetImages, ImageEntry, ScoringImages
@@ -431,13 +431,12 @@ def scores_from_statistics(stats: ImageStatistics, *, opts: ScoreOptions,
             raise ConfigError("FID needs reference statistics")
         f = stats.features.astype(np.float64)
         ref_feats = reference.features.astype(np.float64)
-        ref_stats = GaussianStats.of(ref_feats)
-        row["fid"] = frechet_distance(GaussianStats.of(f), ref_stats)
+        row["fid"] = feature_frechet_distance(f, ref_feats)
         row["kid"], row["kid_std"] = kernel_inception_distance(f, ref_feats, opts.kid_subsets, opts.kid_subset_size, opts.seed)
         row["kid_subset_size"] = min(opts.kid_subset_size, len(f), len(ref_feats))
         row["fid_reference_images"] = len(ref_feats)
         if opts.fid_infinity:
-            row["fid_infinity"] = fid_infinity(f, ref_stats, seed=opts.seed)
+            row["fid_infinity"] = fid_infinity(f, GaussianStats.of(ref_feats), seed=opts.seed)
     if use_seg:
         num_classes = int(stats.meta["num_classes"])
         cm = ConfusionMatrix(num_classes, int(stats.meta["ignore_index"]))

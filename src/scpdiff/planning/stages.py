@@ -238,7 +238,8 @@ def plan_benchmark(bench, costs: ModelCosts, rate: Throughput, png_bytes: float 
                           note="Inception features of the real val images (mean + covariance, float64)"))
     fid = fid_setting_images(bench)
     fid_images = sum(n for *_, n in fid)
-    shards = sum(settings.num_generation_shards(bench, purpose, p, m) for p, m, purpose, _ in fid)
+    # a setting of one shard is scored by its row job alone (workflow/rules/common.smk, setting_scoring_inputs)
+    shards = sum(n for n in (settings.num_generation_shards(bench, purpose, p, m) for p, m, purpose, _ in fid) if n > 1)
     seg_images = sum(segmented_images(bench, n) for *_, n in fid)
     # Table 1's reference rows: real val (segmented only), real train (Inception only), VAE reconstructions (both)
     n_ref = int(counts["fid_samples"])
@@ -254,9 +255,10 @@ def plan_benchmark(bench, costs: ModelCosts, rate: Throughput, png_bytes: float 
     feature_bytes = 2048 * 4.0  # float32 Inception features per image in the shard statistics
     rows.append(StageCost(name, "score FID/KID", jobs=shards + len(fid), images=fid_images, inception_passes=fid_images,
                           flops=fid_images * costs.inception, disk_bytes=fid_images * feature_bytes,
-                          note=f"one job per generation shard ({shards}: features + per-map confusion matrices) "
-                               f"and one merge per FID setting ({len(fid)}, further seeds included; FID/KID, "
-                               "mIoU/Acc, bootstrap); segmentation runs in the shard jobs"))
+                          note=f"one job per generation shard of a sharded setting ({shards}: features + per-map "
+                               f"confusion matrices) and one row job per FID setting ({len(fid)}, further seeds "
+                               "included: the merge, or the whole score of a one-shard setting; FID/KID, mIoU/Acc, "
+                               "bootstrap)"))
     per_map = settings.segment_per_map(bench)
     rows.append(StageCost(name, "segment", images=seg_images, segmenter_passes=seg_images * per_image,
                           note=f"{bench['segmenter']['kind']}: {per_image} scale(s) per image; "
