@@ -7,14 +7,15 @@ import argparse
 from ._numbers import at_least_two, non_negative_int, open_fraction, positive_int
 
 from ..metrics.bootstrap import LEVEL, RESAMPLES, SEED
-from ..metrics.defaults import BATCH_SIZE, FID_RESIZE, KID_SUBSET_SIZE, KID_SUBSETS, MIOU_AVERAGE, SUBSET_SEED
+from ..metrics.defaults import BATCH_SIZE, CPU_BATCH_SIZE, FID_RESIZE, KID_SUBSET_SIZE, KID_SUBSETS, MIOU_AVERAGE, SUBSET_SEED
 from ..metrics.fid import RESIZE_MODES
 from ..utils.torch_state import default_device
 
 
 def add_device_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
-    p.add_argument("--batch-size", type=positive_int, default=BATCH_SIZE)
+    p.add_argument("--batch-size", type=positive_int,
+                   help=f"images per network call (default {BATCH_SIZE} on a GPU, {CPU_BATCH_SIZE} on CPU)")
     p.add_argument("--workers", type=non_negative_int, help="DataLoader workers decoding images (default: several on GPU, 0 on CPU)")
     p.add_argument("--cache", help="cache folder (default $SCPDIFF_CACHE or ~/.cache/scpdiff)")
 
@@ -25,13 +26,14 @@ def add_fid_resize_argument(p: argparse.ArgumentParser) -> None:
                    help="how images reach 299x299: torch-fidelity's TF1 bilinear (default) or PIL bicubic first")
 
 
-def resolve_device(args) -> tuple[str, int]:
-    """``(device, workers)`` from ``--device`` and ``--workers``, with the defaults filled in."""
-    from ..metrics.scoring import default_workers
+def resolve_device(args) -> tuple[str, int, int]:
+    """``(device, workers, batch size)`` from ``--device``, ``--workers`` and ``--batch-size``, with
+    the device's defaults filled in."""
+    from ..metrics.scoring import default_batch_size, default_workers
 
     device = args.device or default_device()
     workers = args.workers if args.workers is not None else default_workers(device)
-    return device, workers
+    return device, workers, args.batch_size or default_batch_size(device)
 
 
 def add_summary_arguments(p: argparse.ArgumentParser) -> None:

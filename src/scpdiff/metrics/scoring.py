@@ -34,7 +34,7 @@ from .bootstrap import (
     BootstrapOptions, fid_replicates, image_weights, kid_replicates, mean_replicates, resample_counts,
     segmentation_replicates, summarize,
 )
-from .defaults import BATCH_SIZE, FID_RESIZE, KID_SUBSETS, KID_SUBSET_SIZE, MIOU_AVERAGE, SUBSET_SEED
+from .defaults import BATCH_SIZE, CPU_BATCH_SIZE, FID_RESIZE, KID_SUBSETS, KID_SUBSET_SIZE, MIOU_AVERAGE, SUBSET_SEED
 from .diversity import pairwise_lpips, pairwise_ms_ssim
 from .fid import (
     GaussianStats, ReferenceStats, extract_features, feature_frechet_distance, fid_infinity, inception_features,
@@ -64,6 +64,11 @@ def default_workers(device: str | torch.device) -> int:
     if torch.device(device).type != "cuda":
         return 0
     return max(1, min(8, (os.cpu_count() or 2) - 1))
+
+
+def default_batch_size(device: str | torch.device) -> int:
+    """Images per network call: :data:`.defaults.BATCH_SIZE` on a GPU, :data:`.defaults.CPU_BATCH_SIZE` on CPU."""
+    return BATCH_SIZE if torch.device(device).type == "cuda" else CPU_BATCH_SIZE
 
 
 def versions() -> dict[str, str]:
