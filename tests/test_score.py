@@ -382,3 +382,16 @@ def test_shard_statistics_merge_to_the_single_pass_row(toy, tmp_path, capsys):
                         "--out", str(tmp_path / "part.json")])
     assert "label map" in err or "cover" in err
     assert not (tmp_path / "part.json").exists()
+
+
+def test_reference_statistics_key_follows_the_toy_generator_version(monkeypatch, tmp_path):
+    """A toy dataset re-rendered by a new scene generator must not reuse cached reference statistics."""
+    from scpdiff.config.benchmark import load_benchmark
+    from scpdiff.datasets import toy as toy_module
+    from scpdiff.metrics.scoring import data_id
+
+    bench = load_benchmark("smoke")
+    before = data_id(bench, "val", 16)
+    assert data_id(bench, "val", 16) == before and data_id(bench, "val", 15) != before
+    monkeypatch.setattr(toy_module, "GENERATOR_VERSION", toy_module.GENERATOR_VERSION + 1)
+    assert data_id(bench, "val", 16) != before

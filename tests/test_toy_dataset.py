@@ -86,6 +86,17 @@ def test_generation_is_skipped_when_complete_and_redone_when_parameters_change(t
     assert len(open_dataset("toy", root=root, split="train")) == 6
 
 
+def test_rendering_in_worker_processes_writes_the_same_files(tmp_path):
+    one, three = tmp_path / "one", tmp_path / "three"
+    write_toy_dataset(one, 7, 4, (32, 64), 2)
+    write_toy_dataset(three, 7, 4, (32, 64), 2, workers=3)
+    files = sorted(p.relative_to(one) for p in one.rglob("*.png"))
+    assert len(files) == 2 * (7 + 4)
+    assert files == sorted(p.relative_to(three) for p in three.rglob("*.png"))
+    for rel in files:
+        assert (one / rel).read_bytes() == (three / rel).read_bytes(), rel
+
+
 def test_refuses_to_overwrite_a_foreign_folder(tmp_path):
     root = tmp_path / "mine"
     root.mkdir()

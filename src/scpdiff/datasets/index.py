@@ -93,6 +93,7 @@ def prepare_benchmark_data(bench, out, workers: int = 1, log: Callable[[str], No
             num_val=ds_cfg.get("num_val", 200),
             resolution=bench.resolution,
             seed=ds_cfg.get("seed", 0),
+            workers=workers,
         )
         log(("generated" if made else "found") + f" the toy dataset in {ds_cfg['root']}")
     index = {"benchmark": bench.name, "dataset": ds_cfg["kind"], "root": ds_cfg["root"], "resolution": list(bench.resolution)}

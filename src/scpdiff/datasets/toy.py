@@ -24,6 +24,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 from PIL import Image
@@ -226,12 +227,22 @@ def toy_dataset_complete(root: str | os.PathLike, num_train: int, num_val: int, 
         return False
 
 
+def _write_scenes(folder: Path, split: str, indices: Sequence[int], seed: int, height: int, width: int) -> None:
+    for i in indices:
+        image, mask = render_scene(scene_rng(seed, split, i), height, width)
+        name = f"{split}_{i:05d}"
+        Image.fromarray(image, "RGB").save(folder / split / "images" / f"{name}.png", compress_level=1)
+        Image.fromarray(mask, "L").save(folder / split / "labels" / f"{name}.png", compress_level=1)
+
+
 def write_toy_dataset(
-    root: str | os.PathLike, num_train: int, num_val: int, resolution: tuple[int, int] = (64, 128), seed: int = 0
+    root: str | os.PathLike, num_train: int, num_val: int, resolution: tuple[int, int] = (64, 128), seed: int = 0,
+    workers: int = 1,
 ) -> bool:
     """Generate the toy dataset into ``root`` (atomically, as one folder); return False if already there.
 
-    A ``root`` that exists but was not written by this function is never replaced.
+    A ``root`` that exists but was not written by this function is never replaced. Each scene has its
+    own generator (:func:`scene_rng`), so ``workers`` processes render the same files as one.
     """
     from ..utils.files import atomic_dir
 
@@ -244,14 +255,20 @@ def write_toy_dataset(
     with atomic_dir(root) as tmp:
         classes = {"names": list(CLASS_NAMES), "palette": PALETTE.tolist(), "ignore_index": IGNORE_INDEX}
         (tmp / "classes.json").write_text(json.dumps(classes, indent=1))
+        jobs = []
         for split, count in (("train", num_train), ("val", num_val)):
             (tmp / split / "images").mkdir(parents=True)
             (tmp / split / "labels").mkdir(parents=True)
-            for i in range(count):
-                image, mask = render_scene(scene_rng(seed, split, i), height, width)
-                name = f"{split}_{i:05d}"
-                Image.fromarray(image, "RGB").save(tmp / split / "images" / f"{name}.png", compress_level=1)
-                Image.fromarray(mask, "L").save(tmp / split / "labels" / f"{name}.png", compress_level=1)
+            jobs += [(tmp, split, range(k, count, max(workers, 1)), seed, height, width) for k in range(max(workers, 1))]
+        if workers > 1:
+            from concurrent.futures import ProcessPoolExecutor
+
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                for done in [pool.submit(_write_scenes, *job) for job in jobs]:
+                    done.result()
+        else:
+            for job in jobs:
+                _write_scenes(*job)
         (tmp / "toy.json").write_text(json.dumps(_generation_record(num_train, num_val, resolution, seed), indent=1))
     return True
 

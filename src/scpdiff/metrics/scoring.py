@@ -86,10 +86,15 @@ def versions() -> dict[str, str]:
 
 
 
-def _data_id(bench, split: str, n: int) -> str:
-    """Changes when the dataset config (root, toy seed/counts) or the split's size changes."""
+def data_id(bench, split: str, n: int) -> str:
+    """Changes when the dataset config (root, toy seed/counts), the split's size or the toy scene
+    generator's version changes."""
     d = dict(bench["dataset"])
     d["root"] = str(Path(d["root"]).resolve())
+    if d.get("kind") == "toy":
+        from ..datasets.toy import GENERATOR_VERSION
+
+        d["generator_version"] = GENERATOR_VERSION
     blob = json.dumps({"dataset": d, "split": split, "n": n}, sort_keys=True).encode()
     return sha256_bytes(blob)[:10]
 
@@ -117,7 +122,7 @@ def reference_statistics(bench, split: str = "val", resize: str = FID_RESIZE, de
     from ..datasets import open_benchmark_split
 
     dataset = open_benchmark_split(bench, split)
-    key = f"{reference_key(bench.name, split, bench.resolution, resize, weights_sha256)}-data{_data_id(bench, split, len(dataset))}"
+    key = f"{reference_key(bench.name, split, bench.resolution, resize, weights_sha256)}-data{data_id(bench, split, len(dataset))}"
     expand = None
     if split == "val" and bench.protocol["fid_reference"] == "original_images":
         dataset, expand = original_image_reference(bench, dataset)
