@@ -60,17 +60,16 @@ def test_smoke_plan_matches_a_hand_count():
 def test_toy_plan_matches_a_hand_count():
     rows = by_stage(load_benchmark("toy"))
     # Table 1: 3 priors at mu 0.85 (grid_tail start: 17 of 20 DDIM steps) + the normal prior once
-    # (plain ControlNet inference, mu = 1, all 20 steps, read by every mu's row), 100 images each;
-    # the sweep: 3 priors x mu {0.55, 1} (11, 20 steps) + oracle x {0.25, 0.5, 0.75, 1} (5, 10, 15,
-    # 20 steps), 50 images each (counts.sweep_fid_samples); no CFG (guidance 1.0); seeds [0]: no
-    # repeat of the Table 1 settings; 4 diversity sets of 4 maps x 6 samples
-    assert rows["generate"].jobs == 14 + 4
-    assert rows["generate"].images == 4 * 100 + 10 * 50 + 4 * 4 * 6
-    assert rows["generate"].denoiser_evals == (100 * (20 + 3 * 17) + 50 * (3 * (11 + 20) + 5 + 10 + 15 + 20)
-                                               + 24 * (20 + 3 * 17))
-    # 2000 reference latents in shards of 1000, the 200 val maps in one
-    assert rows["encode latents"].jobs == 2 + 1 and rows["encode latents"].images == 2000 + 200
-    assert rows["fit priors"].jobs == 3 * 3 and rows["score FID/KID"].jobs == 14  # 1 shard each: the row job scores it
+    # (plain ControlNet inference, mu = 1, all 20 steps, read by every mu's row); the sweep: 3 priors
+    # x mu {0.55, 1} (11, 20 steps) + oracle x {0.25, 0.5, 1} (5, 10, 20 steps); 50 images each; no
+    # CFG (guidance 1.0); seeds [0]: no repeat of the Table 1 settings; 4 diversity sets of 4 maps x
+    # 6 samples
+    assert rows["generate"].jobs == 13 + 4
+    assert rows["generate"].images == 13 * 50 + 4 * 4 * 6
+    assert rows["generate"].denoiser_evals == 50 * (20 + 3 * (17 + 11 + 20) + 5 + 10 + 20) + 24 * (20 + 3 * 17)
+    # 1000 reference latents and the 200 val maps, one shard each
+    assert rows["encode latents"].jobs == 1 + 1 and rows["encode latents"].images == 1000 + 200
+    assert rows["fit priors"].jobs == 3 * 2 and rows["score FID/KID"].jobs == 13  # 1 shard each: the row job scores it
     assert rows["fine-tune"].denoiser_evals == 300 * 16
 
 

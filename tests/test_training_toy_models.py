@@ -38,7 +38,8 @@ def test_vae_then_base_give_a_stable_diffusion_folder(tmp_path):
     bench["dataset"] = {"kind": "toy", "root": str(tmp_path / "data"), "num_train": 8, "num_val": 2, "seed": 0}
     bench["models"]["prediction_type"] = "v_prediction"
     bench["training"] = {
-        "vae": {"steps": 3, "batch_size": 2, "block_out_channels": [8, 8, 16], "scaling_images": 8},  # 4x
+        # 4x; trained on 32x64 windows of the 64x128 images, fitted (scaling factor) on whole ones
+        "vae": {"steps": 3, "batch_size": 2, "block_out_channels": [8, 8, 16], "scaling_images": 8, "crop": [32, 64]},
         "base": {"steps": 3, "batch_size": 4, "block_out_channels": [16, 32], "text_hidden_size": 16},
     }
     path = tmp_path / "bench.yaml"
@@ -90,6 +91,44 @@ def test_vae_loss_adds_the_perceptual_term(tmp_path):
     assert float(l1) == pytest.approx(float(want), rel=1e-5) and float(l1) > float(l0)
     assert not any(p.requires_grad for p in lp.parameters())
     assert all(p.requires_grad for p in with_p.trainable().parameters())
+
+
+def test_vae_loss_on_a_random_window_of_the_batch():
+    """training.vae.crop: the loss of the batch cut at one offset on the latent grid, drawn from the
+    step's generator (the same window for the same generator state)."""
+    from scpdiff.training.vae import VaeTask
+
+    x = torch.rand(2, 3, 64, 128) * 2 - 1
+    task = VaeTask(tiny_vae(block_out_channels=(8, 8, 16), seed=0), 1e-4, crop=(32, 64), latent_factor=4)
+    offsets = set()
+    for seed in range(40):
+        w = task.window(x, torch.Generator().manual_seed(seed))
+        assert w.shape == (2, 3, 32, 64)
+        hits = [(i, j) for i in range(33) for j in range(65) if torch.equal(x[..., i:i + 32, j:j + 64], w)]
+        assert len(hits) == 1 and hits[0][0] % 4 == 0 and hits[0][1] % 4 == 0
+        offsets.add(hits[0])
+    assert len(offsets) > 10  # offsets spread over the (32/4 + 1) x (64/4 + 1) grid
+    whole = VaeTask(tiny_vae(block_out_channels=(8, 8, 16), seed=0), 1e-4)
+    window = task.window(x, torch.Generator().manual_seed(3))
+    # the generator continues after the offset draws, as it does inside loss()
+    g = torch.Generator().manual_seed(3)
+    task.window(x, g)
+    want = whole.loss(whole.trainable(), {"pixel_values": window}, g)
+    got = task.loss(task.trainable(), {"pixel_values": x}, torch.Generator().manual_seed(3))
+    assert float(got) == pytest.approx(float(want), rel=1e-6)
+
+
+@pytest.mark.parametrize("crop", [[30, 64], [32, 256], [32], [0, 64]])
+def test_vae_crop_must_fit_the_latent_grid_and_the_images(tmp_path, capsys, crop):
+    bench = smoke_benchmark()
+    bench["dataset"] = {"kind": "toy", "root": str(tmp_path / "data"), "num_train": 2, "num_val": 1, "seed": 0}
+    bench["training"] = {"vae": {"steps": 1, "block_out_channels": [8, 8, 16], "crop": crop}}
+    path = tmp_path / "bench.yaml"
+    path.write_text(yaml.safe_dump(bench))
+    assert main(["train-vae", "--benchmark", str(path), "--out", str(tmp_path / "v")]) == 1
+    err = capsys.readouterr().err
+    assert "training.vae.crop" in err and "latent factor 4" in err and str(path) in err
+    assert not (tmp_path / "v").exists()
 
 
 def test_perceptual_term_needs_the_lpips_weights(tmp_path, capsys):

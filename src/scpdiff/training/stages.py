@@ -93,6 +93,16 @@ def _stopped(result: LoopResult) -> bool:
 
 
 # ------------------------------------------------------------------------------------------ stages
+def check_vae_crop(bench: Benchmark, crop, factor: int) -> None:
+    """``training.vae.crop``: two positive multiples of the latent factor, within the resolution."""
+    h, w = bench.resolution
+    ok = (isinstance(crop, (list, tuple)) and len(crop) == 2 and all(isinstance(c, int) and c > 0 and c % factor == 0 for c in crop)
+          and crop[0] <= h and crop[1] <= w)
+    if not ok:
+        raise ConfigError(f"{bench.path or bench.name}: training.vae.crop {crop!r} must be [h, w], positive multiples of "
+                          f"the VAE's latent factor {factor}, at most the resolution {h}x{w}")
+
+
 def train_vae(bench: Benchmark, out, resume=True, stop_after=None, keep_state=False, lpips_backbone=None,
               **overrides) -> LoopResult:
     """``lpips_backbone``: the prepared LPIPS AlexNet file, needed when ``perceptual_weight > 0``."""
@@ -107,9 +117,12 @@ def train_vae(bench: Benchmark, out, resume=True, stop_after=None, keep_state=Fa
             raise ConfigError(f"{bench.path or bench.name}: training.vae.perceptual_weight needs the LPIPS weights "
                               "(`scpdiff weights`, then `scpdiff train-vae --cache DIR`)")
         perceptual = load_perceptual(lpips_backbone)
+    factor = 2 ** (len(cfg.block_out_channels) - 1)
+    if cfg.crop is not None:
+        check_vae_crop(bench, cfg.crop, factor)
     dataset = open_benchmark_split(bench, "train")
     task = VaeTask(build_vae(cfg, seed=cfg.seed), cfg.kl_weight, perceptual, cfg.perceptual_weight,
-                   build_adversarial(cfg, seed=cfg.seed + 1))
+                   build_adversarial(cfg, seed=cfg.seed + 1), crop=cfg.crop, latent_factor=factor)
     result, model = run_training(task, dataset, cfg, state_dir_for(out), resume=resume, stop_after=stop_after)
     if _stopped(result):
         return result

@@ -41,6 +41,10 @@ class VaeTrainConfig(LoopConfig):
     adversarial_weight: float = 0.0  # LDM's disc_weight (0.5); 0: no discriminator
     adversarial_start: int = 0  # optimiser steps before the adversarial term starts (LDM: disc_start)
     discriminator_channels: int = 32
+    # [h, w]: train on one random window of each batch (multiples of the latent factor); None: whole
+    # images. The networks are convolutional, so a window teaches the same filters at a fraction of
+    # the cost per step (LDM trains its autoencoders on 256x256 crops of larger images)
+    crop: list[int] | None = None
 
 
 class VaeWithKl(torch.nn.Module):
@@ -63,8 +67,9 @@ class VaeTask:
     """The loss of the module doc; ``perceptual``: a frozen LPIPS network (inputs in [-1, 1])."""
 
     def __init__(self, vae, kl_weight: float, perceptual: torch.nn.Module | None = None, perceptual_weight: float = 0.0,
-                 adversarial: torch.nn.Module | None = None):
+                 adversarial: torch.nn.Module | None = None, crop: tuple[int, int] | None = None, latent_factor: int = 1):
         self.model = VaeWithKl(vae, adversarial)
+        self.crop, self.latent_factor = (tuple(crop) if crop else None), latent_factor
         self.kl_weight = kl_weight
         self.perceptual = perceptual.eval().requires_grad_(False) if perceptual is not None else None
         self.perceptual_weight = perceptual_weight if perceptual is not None else 0.0
@@ -76,8 +81,17 @@ class VaeTask:
         if self.perceptual is not None:
             self.perceptual.to(device)
 
+    def window(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """The batch cut to ``crop`` at one random offset on the latent grid (drawn from ``generator``)."""
+        if self.crop is None:
+            return x
+        (h, w), (ch, cw), f = x.shape[-2:], self.crop, self.latent_factor
+        i, j = (int(torch.randint(0, (size - c) // f + 1, (1,), generator=generator, device=generator.device)) * f
+                for size, c in ((h, ch), (w, cw)))
+        return x[..., i:i + ch, j:j + cw]
+
     def loss(self, model, batch, generator) -> torch.Tensor:
-        x = batch["pixel_values"]
+        x = self.window(batch["pixel_values"], generator)
         rec, kl = model(x, generator)
         rec_loss = F.l1_loss(rec, x) + F.mse_loss(rec, x)
         if self.perceptual_weight:
