@@ -395,3 +395,15 @@ def test_reference_statistics_key_follows_the_toy_generator_version(monkeypatch,
     assert data_id(bench, "val", 16) == before and data_id(bench, "val", 15) != before
     monkeypatch.setattr(toy_module, "GENERATOR_VERSION", toy_module.GENERATOR_VERSION + 1)
     assert data_id(bench, "val", 16) != before
+
+
+def test_scoring_batches_default_to_the_devices():
+    """CPU: batches of 4 (Inception's activations stay under glibc's mmap ceiling); GPU: 32; an
+    explicit size wins. The library's ScoreOptions and the CLI take the same default."""
+    from scpdiff.metrics.defaults import BATCH_SIZE, CPU_BATCH_SIZE
+    from scpdiff.metrics.scoring import ScoreOptions, _loader, default_batch_size
+
+    assert (default_batch_size("cpu"), default_batch_size("cuda:0")) == (CPU_BATCH_SIZE, BATCH_SIZE) == (4, 32)
+    assert ScoreOptions().batch_size is None
+    assert _loader(list(range(10)), None, 0, "cpu").batch_size == 4
+    assert _loader(list(range(10)), 7, 0, "cpu").batch_size == 7

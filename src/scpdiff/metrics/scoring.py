@@ -51,8 +51,9 @@ def _progress(iterable, total: int | None, desc: str):
     return tqdm(iterable, total=total, desc=desc, unit="batch", file=sys.stderr, mininterval=2.0, leave=False)
 
 
-def _loader(dataset, batch_size: int, workers: int, device: str | torch.device) -> DataLoader:
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
+def _loader(dataset, batch_size: int | None, workers: int, device: str | torch.device) -> DataLoader:
+    """``batch_size`` None: the device's (:func:`default_batch_size`)."""
+    return DataLoader(dataset, batch_size=batch_size or default_batch_size(device), shuffle=False, num_workers=workers,
                       pin_memory=torch.device(device).type == "cuda", persistent_workers=False,
                       prefetch_factor=4 if workers > 0 else None)
 
@@ -99,7 +100,7 @@ def data_id(bench, split: str, n: int) -> str:
     return sha256_bytes(blob)[:10]
 
 
-def compute_reference(dataset, model, weights_sha256: str, resize: str, batch_size: int = BATCH_SIZE,
+def compute_reference(dataset, model, weights_sha256: str, resize: str, batch_size: int | None = None,
                       workers: int = 0, device="cpu", meta: dict | None = None) -> ReferenceStats:
     images = DatasetImages(dataset, functools.partial(resize_for_inception, mode=resize))
     loader = _loader(images, batch_size, workers, device)
@@ -110,7 +111,7 @@ def compute_reference(dataset, model, weights_sha256: str, resize: str, batch_si
 
 
 def reference_statistics(bench, split: str = "val", resize: str = FID_RESIZE, device="cpu", cache=None,
-                         batch_size: int = BATCH_SIZE, workers: int = 0, model=None, weights_sha256: str | None = None,
+                         batch_size: int | None = None, workers: int = 0, model=None, weights_sha256: str | None = None,
                          log: Callable[[str], None] = print) -> tuple[ReferenceStats, Path]:
     """The benchmark split's reference statistics from the cache, computed (and cached) on a miss.
 
@@ -198,7 +199,7 @@ class ScoreOptions:
     segmentation: bool = True
     miou_average: str = MIOU_AVERAGE
     diversity: bool = False
-    batch_size: int = BATCH_SIZE
+    batch_size: int | None = None  # None: the device's (default_batch_size)
     workers: int = 0
     device: str = "cpu"
     seed: int = SUBSET_SEED
