@@ -439,9 +439,11 @@ def test_dry_run_of_the_toy_protocol_ablation(tmp_path):
     n = len(applied_flips(load_benchmark("toy")))
     assert n == 11 and "all" not in counts  # not part of the default target
     assert counts["ablation_benchmark"] == counts["ablation_generate"] == counts["ablation_score"] == n
-    # reference_draw and joint_reference encode their own 4 reference shards; the normal prior is not fitted;
+    # reference_draw and joint_reference encode their own reference shards; the normal prior is not fitted;
     # no flip changes the toy's FID reference set; the defaults: joint and categorical at 0.85, normal once
-    assert (counts["ablation_latents"], counts["ablation_fit"], counts["ablation_ref_stats"]) == (8, n - 1, 0)
+    c = load_benchmark("toy")["counts"]
+    ref_shards = math.ceil(c["reference"] / c["shard_size"])
+    assert (counts["ablation_latents"], counts["ablation_fit"], counts["ablation_ref_stats"]) == (2 * ref_shards, n - 1, 0)
     assert counts["score_fid"] == 3 and counts["protocol_ablation"] == 1
     gen = [line for line in out.splitlines() if line.startswith("scpdiff generate --benchmark work/toy/ablation/")]
     assert any("ablation/table_mu/benchmark.yaml" in line and "--mu 0.8 " in line for line in gen)
