@@ -241,8 +241,7 @@ def setting_scoring_command(w, input):
     if "statistics" in input.keys():
         return f"merge-scores --statistics {' '.join(input.statistics)}"
     segmenter = f"--segmenter-checkpoint {input.segmenter}" if input.segmenter else ""
-    cache = os.path.dirname(os.path.dirname(input.weights))
-    return f"score --images {input.images} {segmenter} {segment_option(w)} --cache {cache}"
+    return f"score --images {input.images} {segmenter} {segment_option(w)} --cache {weights_cache(w, input)}"
 
 
 def setting_scoring_resources(purpose_of):

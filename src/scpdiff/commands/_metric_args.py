@@ -26,14 +26,14 @@ def add_fid_resize_argument(p: argparse.ArgumentParser) -> None:
                    help="how images reach 299x299: torch-fidelity's TF1 bilinear (default) or PIL bicubic first")
 
 
-def resolve_device(args) -> tuple[str, int, int]:
-    """``(device, workers, batch size)`` from ``--device``, ``--workers`` and ``--batch-size``, with
-    the device's defaults filled in."""
-    from ..metrics.scoring import default_batch_size, default_workers
+def resolve_device(args) -> tuple[str, int]:
+    """``(device, workers)`` from ``--device`` and ``--workers``, with the defaults filled in
+    (``--batch-size`` unset stays None: the scoring loader takes the device's)."""
+    from ..metrics.scoring import default_workers
 
     device = args.device or default_device()
     workers = args.workers if args.workers is not None else default_workers(device)
-    return device, workers, args.batch_size or default_batch_size(device)
+    return device, workers
 
 
 def add_summary_arguments(p: argparse.ArgumentParser) -> None:

@@ -22,8 +22,8 @@ def run(args) -> int:
     from ..metrics.scoring import write_reference_statistics
 
     bench = load_benchmark(args.benchmark)
-    device, workers, batch_size = resolve_device(args)
+    device, workers = resolve_device(args)
     ref = write_reference_statistics(bench, args.split, args.out, resize=args.fid_resize, device=device,
-                                     cache=args.cache, batch_size=batch_size, workers=workers)
+                                     cache=args.cache, batch_size=args.batch_size, workers=workers)
     print(f"reference statistics of {ref.meta.get('num_images')} images ({ref.meta.get('key')}) -> {args.out}")
     return 0

@@ -46,12 +46,12 @@ def run(args) -> int:
     from ..metrics.folder_score import ScoreRequest, score_images
     from ..metrics.scoring import ScoreOptions
 
-    device, workers, batch_size = resolve_device(args)
+    device, workers = resolve_device(args)
     options = ScoreOptions(
         fid=not args.no_fid, fid_infinity=args.fid_infinity, fid_resize=args.fid_resize,
         kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size, segmentation=not args.no_segmentation,
         miou_average=args.miou_average, diversity=args.diversity,
-        batch_size=batch_size, workers=workers, device=device, seed=args.seed,
+        batch_size=args.batch_size, workers=workers, device=device, seed=args.seed,
         segment_per_map=args.segment_per_map, bootstrap=bootstrap_options(args),
     )
     row = score_images(ScoreRequest(

@@ -255,11 +255,11 @@ def write_toy_dataset(
     with atomic_dir(root) as tmp:
         classes = {"names": list(CLASS_NAMES), "palette": PALETTE.tolist(), "ignore_index": IGNORE_INDEX}
         (tmp / "classes.json").write_text(json.dumps(classes, indent=1))
-        jobs = []
+        jobs, n = [], max(workers, 1)  # every n-th scene of a split per job
         for split, count in (("train", num_train), ("val", num_val)):
             (tmp / split / "images").mkdir(parents=True)
             (tmp / split / "labels").mkdir(parents=True)
-            jobs += [(tmp, split, range(k, count, max(workers, 1)), seed, height, width) for k in range(max(workers, 1))]
+            jobs += [(tmp, split, range(k, count, n), seed, height, width) for k in range(n)]
         if workers > 1:
             from concurrent.futures import ProcessPoolExecutor
 
