@@ -37,6 +37,7 @@ def setup(tmp_path_factory):
     # the latent grid the benchmark states is the tiny base's VAE (8x), not the smoke toy's 4x one
     vae_config = json.loads((base / "vae" / "config.json").read_text())
     bench["training"]["vae"]["block_out_channels"] = vae_config["block_out_channels"]
+    bench["training"]["controlnet"]["conditioning_embedding_out_channels"] = [8, 16, 16, 16]  # tiny_controlnet's (8x)
     bench["dataset"] = {"kind": "toy", "root": str(root / "data"), "num_train": 6, "num_val": 4, "seed": 0}
     bench["prior_options"] = {"min_count": 1, "ignore_index": 255}
     bench["sampling"] = {"batch_size": 3, "seed": 0}

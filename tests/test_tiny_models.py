@@ -50,6 +50,38 @@ def test_vae_latent_factor_is_8_and_shapes_match_the_unet():
     assert eps.shape == z.shape
 
 
+def test_unet_levels_without_attention_are_the_finest_ones():
+    from diffusers.models.attention_processor import Attention
+
+    unet = tm.tiny_unet(sample_size=(16, 32), block_out_channels=(8, 16, 32), levels_without_attention=2)
+    assert unet.config.down_block_types == ("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D")
+    assert unet.config.up_block_types == ("CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D")
+    attending = [i for i, block in enumerate(unet.down_blocks) if any(isinstance(m, Attention) for m in block.modules())]
+    assert attending == [2]
+    cn = tm.tiny_controlnet(unet, conditioning_embedding_out_channels=(8, 16))  # copies the layout
+    assert [type(b).__name__ for b in cn.down_blocks] == ["DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D"]
+    z, emb = torch.randn(1, 4, 16, 32), torch.randn(1, 5, 32)
+    with torch.no_grad():
+        down, mid = cn(z, 10, encoder_hidden_states=emb, controlnet_cond=torch.rand(1, 3, 32, 64), return_dict=False)
+        eps = unet(z, 10, encoder_hidden_states=emb, down_block_additional_residuals=down,
+                   mid_block_additional_residual=mid).sample
+    assert eps.shape == z.shape
+    for bad in (0, 3):
+        with pytest.raises(ValueError, match="levels_without_attention"):
+            tm.tiny_unet(block_out_channels=(8, 16, 32), levels_without_attention=bad)
+
+
+def test_vae_without_middle_attention_has_no_attention_at_all():
+    from diffusers.models.attention_processor import Attention
+
+    with_attention, without = tm.tiny_vae((8, 16)), tm.tiny_vae((8, 16), mid_block_add_attention=False)
+    assert any(isinstance(m, Attention) for m in with_attention.modules())
+    assert not any(isinstance(m, Attention) for m in without.modules())
+    x = torch.rand(1, 3, 32, 64) * 2 - 1
+    with torch.no_grad():
+        assert without.decode(without.encode(x).latent_dist.mean).sample.shape == x.shape
+
+
 def test_controlnet_starts_as_a_no_op():
     # ControlNet's zero convolutions: a fresh control branch adds nothing to the UNet (paper sec. 3.1).
     unet = tm.tiny_unet()

@@ -131,6 +131,29 @@ def test_vae_crop_must_fit_the_latent_grid_and_the_images(tmp_path, capsys, crop
     assert not (tmp_path / "v").exists()
 
 
+@pytest.mark.parametrize("levels", [0, 3])
+def test_base_levels_without_attention_must_leave_an_attending_level(tmp_path, capsys, levels):
+    bench = smoke_benchmark()
+    bench["dataset"] = {"kind": "toy", "root": str(tmp_path / "data"), "num_train": 2, "num_val": 1, "seed": 0}
+    bench["training"] = {"base": {"steps": 1, "block_out_channels": [8, 16, 32], "levels_without_attention": levels}}
+    path = tmp_path / "bench.yaml"
+    path.write_text(yaml.safe_dump(bench))
+    vae = tmp_path / "vae"
+    tiny_vae((8, 16)).save_pretrained(vae)
+    assert main(["train-base", "--benchmark", str(path), "--vae", str(vae), "--out", str(tmp_path / "b")]) == 1
+    err = capsys.readouterr().err
+    assert "training.base.levels_without_attention" in err and "between 1 and 2" in err and str(path) in err
+    assert not (tmp_path / "b").exists()
+
+
+def test_vae_config_reaches_the_built_model():
+    from scpdiff.training.vae import VaeTrainConfig, build_vae
+
+    cfg = VaeTrainConfig.from_mapping({"block_out_channels": [8, 16], "mid_block_add_attention": False})
+    vae = build_vae(cfg)
+    assert list(vae.config.block_out_channels) == [8, 16] and vae.config.mid_block_add_attention is False
+
+
 def test_perceptual_term_needs_the_lpips_weights(tmp_path, capsys):
     bench = smoke_benchmark()
     bench["dataset"] = {"kind": "toy", "root": str(tmp_path / "data"), "num_train": 2, "num_val": 1, "seed": 0}
@@ -150,6 +173,8 @@ def test_latent_shape_follows_the_toy_vae(vae_channels, factor):
 
     data = smoke_benchmark()
     data["training"]["vae"] = {**data["training"]["vae"], "block_out_channels": vae_channels}
+    # the ControlNet's mask embedding downsamples as often (checked when the benchmark is read)
+    data["training"]["controlnet"]["conditioning_embedding_out_channels"] = [8] * factor.bit_length()
     bench = validate_benchmark(data)
     h, w = bench.resolution
     assert bench.latent_shape == (4, h // factor, w // factor)

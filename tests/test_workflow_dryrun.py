@@ -92,11 +92,13 @@ def expected_jobs(bench) -> Counter:
     return jobs
 
 
-@pytest.mark.parametrize("name", ["toy", "smoke"])
-def test_dry_run_of_the_toy_benchmarks_has_every_stage(tmp_path, name):
-    counts, out = dry_run(tmp_path, {"benchmarks": [name]})
-    assert counts == expected_jobs(load_benchmark(name))
+@pytest.mark.parametrize("file", ["toy", "smoke", "toy-vae2x"])
+def test_dry_run_of_the_toy_benchmarks_has_every_stage(tmp_path, file):
+    counts, out = dry_run(tmp_path, {"benchmarks": [file]})
+    bench = load_benchmark(file)
+    assert counts == expected_jobs(bench)
     # every job reads the resolved benchmark, and the config's folders are used
+    name = bench.name
     assert f"--benchmark work/{name}/benchmark.yaml" in out
     assert yaml.safe_load((tmp_path / "work" / name / "benchmark.yaml").read_text())["name"] == name
     assert re.search(rf"scpdiff generate .*--out work/{name}/samples/joint/mu0\.85/fid/0000", out)
@@ -295,7 +297,7 @@ def test_snakemake_rejects_a_bad_config_before_building_the_dag(tmp_path):
 
 def test_validate_config_accepts_the_shipped_configs(capsys):
     assert main(["validate-config", str(REPO / "config" / "config.yaml")]) == 0
-    for name in ("toy", "smoke", *REAL_BENCHMARKS):
+    for name in ("toy", "smoke", "toy-vae2x", *REAL_BENCHMARKS):
         if (REPO / "benchmarks" / f"{name}.yaml").is_file():
             # the real benchmarks' data is not on every machine: their content only
             assert main(["validate-config", "--schema-only", str(REPO / "benchmarks" / f"{name}.yaml")]) == 0

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from .training_options import check_training_options
 from .protocol import Protocol, knob_origins, protocol_json_schema, resolve_protocol
 from .yaml_files import check_schema, deep_merge, load_schema, read_mapping
 
@@ -208,6 +209,7 @@ def validate_benchmark(data: Any, source: str = "<config>", origins: dict[str, s
     h, w = bench.resolution
     if h % LATENT_FACTOR or w % LATENT_FACTOR:
         raise ConfigError(f"{source}: resolution {h}x{w} must be a multiple of {LATENT_FACTOR}")
+    check_training_options(bench, source)
     seeds, seed = bench["sampling"].get("seeds"), bench["sampling"].get("seed")
     if seeds and seed is not None and int(seed) != int(seeds[0]):
         raise ConfigError(f"{source}: sampling.seed {seed} differs from sampling.seeds[0] {seeds[0]} "

@@ -81,18 +81,25 @@ def tiny_unet(
     attention_head_dim: int = 8,
     in_channels: int = 4,
     norm_num_groups: int | None = None,
+    levels_without_attention: int = 1,
     seed: int = 0,
 ):
     """A :class:`~diffusers.UNet2DConditionModel` with SD's block layout, scaled down.
 
-    The first level has no attention (like a ``DownBlock2D``); the deeper levels cross-attend to
-    the text encoder's states. ``sample_size`` is in latent pixels ([H/f, W/f] for the VAE's factor f).
+    The first ``levels_without_attention`` levels (SD: 1) have no attention (``DownBlock2D``); the
+    deeper levels self- and cross-attend (to the text encoder's states). A latent grid finer than
+    SD's (a VAE with a smaller factor) puts more positions at every level, and self-attention's
+    cost grows with their square: one more level without it keeps the attended grids at SD's size.
+    ``sample_size`` is in latent pixels ([H/f, W/f] for the VAE's factor f).
     """
     from diffusers import UNet2DConditionModel
 
     n = len(block_out_channels)
-    down = ("DownBlock2D",) + ("CrossAttnDownBlock2D",) * (n - 1)
-    up = ("CrossAttnUpBlock2D",) * (n - 1) + ("UpBlock2D",)
+    if not 1 <= levels_without_attention < n:
+        raise ValueError(f"levels_without_attention must be in [1, {n - 1}] for {n} levels, got {levels_without_attention}")
+    plain, attending = levels_without_attention, n - levels_without_attention
+    down = ("DownBlock2D",) * plain + ("CrossAttnDownBlock2D",) * attending
+    up = ("CrossAttnUpBlock2D",) * attending + ("UpBlock2D",) * plain
     with seeded(seed):
         return UNet2DConditionModel(
             sample_size=list(sample_size) if isinstance(sample_size, (tuple, list)) else sample_size,
@@ -115,9 +122,16 @@ def tiny_vae(
     norm_num_groups: int | None = None,
     scaling_factor: float = 0.18215,
     sample_size: int = 64,
+    mid_block_add_attention: bool = True,
     seed: int = 0,
 ):
-    """An :class:`~diffusers.AutoencoderKL`; ``len(block_out_channels) - 1`` downsamplings (4 -> 8x)."""
+    """An :class:`~diffusers.AutoencoderKL`; ``len(block_out_channels) - 1`` downsamplings (4 -> 8x).
+
+    ``mid_block_add_attention=False`` drops the self-attention of the encoder's and decoder's middle
+    blocks: then only GroupNorm's statistics span the whole input, so a VAE trained on windows meets
+    whole images with nothing new but more positions in those averages (self-attention over 4x the
+    positions it was trained on is not).
+    """
     from diffusers import AutoencoderKL
 
     n = len(block_out_channels)
@@ -133,6 +147,7 @@ def tiny_vae(
             norm_num_groups=norm_num_groups or _groups(block_out_channels),
             scaling_factor=scaling_factor,
             sample_size=sample_size,
+            mid_block_add_attention=mid_block_add_attention,
         ).eval()
 
 

@@ -15,6 +15,7 @@ import torch
 from .components import freeze, prompt_embedding
 from .diffusion import LatentSource, diffusion_loss, training_scheduler
 from .loop import LoopConfig
+from .windows import latent_window
 
 
 @dataclass
@@ -27,15 +28,19 @@ class BaseTrainConfig(LoopConfig):
     block_out_channels: list[int] = field(default_factory=lambda: [64, 128])
     layers_per_block: int = 1
     attention_head_dim: int = 8
+    levels_without_attention: int = 1  # SD's UNet: the finest level only
     text_hidden_size: int = 32
     cache_latents: bool = True  # encode the training set once (frozen VAE)
+    crop: list[int] | None = None  # [h, w] image pixels: train on one random latent window per batch
 
 
 class BaseTask:
     """Denoising on VAE latents with the fixed prompt's embedding as cross-attention context."""
 
-    def __init__(self, unet, vae, text_encoder, tokenizer, prompt: str, scheduler_config: dict, cache_dataset=None):
+    def __init__(self, unet, vae, text_encoder, tokenizer, prompt: str, scheduler_config: dict, cache_dataset=None,
+                 crop: tuple[int, int] | None = None, latent_factor: int = 8):
         self.unet = unet
+        self.crop, self.latent_factor = (tuple(crop) if crop else None), latent_factor
         self.latents = LatentSource(freeze(vae), cache_dataset)
         self.text_encoder = freeze(text_encoder)
         self.tokenizer = tokenizer
@@ -52,6 +57,6 @@ class BaseTask:
         self.context = prompt_embedding(self.tokenizer, self.text_encoder, self.prompt, device)
 
     def loss(self, model, batch, generator) -> torch.Tensor:
-        latents = self.latents(batch, generator)
+        latents, _ = latent_window(self.latents(batch, generator), self.crop, self.latent_factor, generator)
         context = self.context.expand(latents.shape[0], -1, -1)
         return diffusion_loss(lambda x, t: model(x, t, encoder_hidden_states=context).sample, latents, self.scheduler, generator)

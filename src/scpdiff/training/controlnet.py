@@ -22,6 +22,7 @@ from ..models.controlnet import controlnet_from_unet
 from .components import freeze, prompt_embedding
 from .diffusion import LatentSource, diffusion_loss, training_scheduler
 from .loop import LoopConfig
+from .windows import latent_window
 
 
 @dataclass
@@ -35,6 +36,7 @@ class ControlNetTrainConfig(LoopConfig):
     gradient_checkpointing: bool = False
     conditioning_embedding_out_channels: list[int] | None = None  # None: diffusers' (16, 32, 96, 256)
     cache_latents: bool = False  # encode the training set once (fits memory for the toy)
+    crop: list[int] | None = None  # [h, w] image pixels: one random window of latents and conditions per batch
 
 
 def decoder_modules(unet) -> list[torch.nn.Module]:
@@ -78,6 +80,8 @@ class ControlNetTask:
         gradient_checkpointing: bool = False,
         cache_dataset=None,
         condition_source=None,
+        crop: tuple[int, int] | None = None,
+        latent_factor: int = 8,
     ):
         unet.requires_grad_(False)
         if unlock_decoder:
@@ -98,6 +102,7 @@ class ControlNetTask:
         # indices -> [B, 3, H, W] conditions, where they are not the resized masks colour-coded
         # (protocol condition_resize: bilinear_antialias; scpdiff.models.conditioning)
         self.condition_source = condition_source
+        self.crop, self.latent_factor = (tuple(crop) if crop else None), latent_factor
         self.unlock_decoder = unlock_decoder
         self.prompt_dropout = prompt_dropout
         self.contexts: torch.Tensor | None = None
@@ -119,6 +124,7 @@ class ControlNetTask:
             cond = self.condition_source(batch["index"].tolist()).to(latents.device)
         else:
             cond = encode_mask(batch["mask"], self.palette, self.ignore_index).to(latents.device)
+        latents, cond = latent_window(latents, self.crop, self.latent_factor, generator, images=cond)
         b = latents.shape[0]
         if self.prompt_dropout > 0:
             drop = torch.rand(b, generator=generator, device=generator.device) < self.prompt_dropout

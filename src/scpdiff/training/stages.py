@@ -16,6 +16,8 @@ from typing import Callable
 import torch
 
 from ..config.benchmark import Benchmark
+from ..config.training_options import check_crop as check_stage_crop
+from ..config.training_options import check_hint_factor, check_levels_without_attention
 from ..datasets import open_benchmark_split
 from ..errors import ConfigError
 from ..utils.files import check_output_path, earlier_output
@@ -93,14 +95,14 @@ def _stopped(result: LoopResult) -> bool:
 
 
 # ------------------------------------------------------------------------------------------ stages
-def check_vae_crop(bench: Benchmark, crop, factor: int) -> None:
-    """``training.vae.crop``: two positive multiples of the latent factor, within the resolution."""
-    h, w = bench.resolution
-    ok = (isinstance(crop, (list, tuple)) and len(crop) == 2 and all(isinstance(c, int) and c > 0 and c % factor == 0 for c in crop)
-          and crop[0] <= h and crop[1] <= w)
-    if not ok:
-        raise ConfigError(f"{bench.path or bench.name}: training.vae.crop {crop!r} must be [h, w], positive multiples of "
-                          f"the VAE's latent factor {factor}, at most the resolution {h}x{w}")
+def check_crop(bench: Benchmark, stage: str, crop, factor: int) -> None:
+    """``training.<stage>.crop`` against the factor of the VAE the stage trains or loads."""
+    check_stage_crop(bench.path or bench.name, stage, crop, factor, bench.resolution)
+
+
+def vae_factor(vae) -> int:
+    """Image pixels per latent pixel (per side) of a diffusers ``AutoencoderKL``: one downsampling between levels."""
+    return 2 ** (len(vae.config.block_out_channels) - 1)
 
 
 def train_vae(bench: Benchmark, out, resume=True, stop_after=None, keep_state=False, lpips_backbone=None,
@@ -119,7 +121,7 @@ def train_vae(bench: Benchmark, out, resume=True, stop_after=None, keep_state=Fa
         perceptual = load_perceptual(lpips_backbone)
     factor = 2 ** (len(cfg.block_out_channels) - 1)
     if cfg.crop is not None:
-        check_vae_crop(bench, cfg.crop, factor)
+        check_crop(bench, "vae", cfg.crop, factor)
     dataset = open_benchmark_split(bench, "train")
     task = VaeTask(build_vae(cfg, seed=cfg.seed), cfg.kl_weight, perceptual, cfg.perceptual_weight,
                    build_adversarial(cfg, seed=cfg.seed + 1), crop=cfg.crop, latent_factor=factor)
@@ -143,9 +145,12 @@ def train_base(bench: Benchmark, vae_dir, out, resume=True, stop_after=None, kee
 
     require_toy(bench, "train-base")
     cfg = stage_config(bench, "base", BaseTrainConfig, **overrides)
+    check_levels_without_attention(bench.path or bench.name, cfg.levels_without_attention, len(cfg.block_out_channels))
     if not (Path(vae_dir) / "config.json").is_file():
         raise ConfigError(f"{vae_dir}: not a VAE folder (run `scpdiff train-vae` first)")
     vae = AutoencoderKL.from_pretrained(vae_dir, torch_dtype=torch.float32).eval()
+    if cfg.crop is not None:
+        check_crop(bench, "base", cfg.crop, vae_factor(vae))
     tokenizer = tiny_tokenizer()
     text_encoder = tiny_text_encoder(
         len(tokenizer),
@@ -162,12 +167,14 @@ def train_base(bench: Benchmark, vae_dir, out, resume=True, stop_after=None, kee
         cross_attention_dim=cfg.text_hidden_size,
         layers_per_block=cfg.layers_per_block,
         attention_head_dim=cfg.attention_head_dim,
+        levels_without_attention=cfg.levels_without_attention,
         seed=cfg.seed + 1,
     )
     scheduler_config = sd_scheduler_config(bench["models"].get("prediction_type", "epsilon"))
     dataset = open_benchmark_split(bench, "train")
     task = BaseTask(
-        unet, vae, text_encoder, tokenizer, bench["prompt"], scheduler_config, cache_dataset=dataset if cfg.cache_latents else None
+        unet, vae, text_encoder, tokenizer, bench["prompt"], scheduler_config, cache_dataset=dataset if cfg.cache_latents else None,
+        crop=cfg.crop, latent_factor=vae_factor(vae),
     )
     result, unet = run_training(task, dataset, cfg, state_dir_for(out), resume=resume, stop_after=stop_after)
     if _stopped(result):
@@ -175,19 +182,6 @@ def train_base(bench: Benchmark, vae_dir, out, resume=True, stop_after=None, kee
     parts = (vae.to("cpu"), text_encoder.to("cpu"), tokenizer, unet.to("cpu").eval(), DDIMScheduler(**scheduler_config))
     _save_finished(out, cfg, result, keep_state, lambda folder: save_base(folder, *parts), vae=str(vae_dir))
     return result
-
-
-def _check_hint_factor(bench: Benchmark, hint_channels, vae) -> None:
-    """The conditioning embedding must bring a mask at image resolution to the latent resolution:
-    ``len(hint_channels) - 1`` downsamplings (diffusers' default: 4 levels) for the VAE's factor."""
-    vae_factor = 2 ** (len(vae.config.block_out_channels) - 1)
-    hint_factor = 2 ** (len(hint_channels or (16, 32, 96, 256)) - 1)
-    if hint_factor != vae_factor:
-        raise ConfigError(
-            f"{bench.path or bench.name}: training.controlnet.conditioning_embedding_out_channels downsamples the "
-            f"mask {hint_factor}x but the VAE's latents are {vae_factor}x smaller than the image "
-            f"(give it {vae_factor.bit_length()} entries)"
-        )
 
 
 def train_controlnet(bench: Benchmark, base_dir, out, resume=True, stop_after=None, keep_state=False, **overrides) -> LoopResult:
@@ -206,7 +200,9 @@ def train_controlnet(bench: Benchmark, base_dir, out, resume=True, stop_after=No
             f"{bench.path or bench.name}: models.prediction_type is {declared!r} but the base model's scheduler "
             f"({base_dir}/scheduler) declares {actual!r}"
         )
-    _check_hint_factor(bench, cfg.conditioning_embedding_out_channels, parts["vae"])
+    check_hint_factor(bench.path or bench.name, cfg.conditioning_embedding_out_channels, vae_factor(parts["vae"]))
+    if cfg.crop is not None:
+        check_crop(bench, "controlnet", cfg.crop, vae_factor(parts["vae"]))
     dataset = open_benchmark_split(bench, "train")
     palette = condition_palette(bench["dataset"]["kind"], dataset.classes.palette, bench.protocol["condition_colours"])
     condition_source = None
@@ -230,6 +226,8 @@ def train_controlnet(bench: Benchmark, base_dir, out, resume=True, stop_after=No
         gradient_checkpointing=cfg.gradient_checkpointing,
         cache_dataset=dataset if cfg.cache_latents else None,
         condition_source=condition_source,
+        crop=cfg.crop,
+        latent_factor=vae_factor(parts["vae"]),
     )
     result, model = run_training(task, dataset, cfg, state_dir_for(out), resume=resume, stop_after=stop_after)
     if _stopped(result):

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from ..datasets.base import SegmentationDataset
 from .loop import LoopConfig
+from .windows import cut, window_offset
 
 
 @dataclass
@@ -35,15 +36,15 @@ class VaeTrainConfig(LoopConfig):
     checkpoint_every: int = 200
     block_out_channels: list[int] = field(default_factory=lambda: [16, 32, 64, 64])
     layers_per_block: int = 1
+    mid_block_add_attention: bool = True  # False: no middle-block attention (fully convolutional)
     kl_weight: float = 1e-4  # per element of the latent, relative to the per-pixel reconstruction terms
     perceptual_weight: float = 0.0  # LPIPS term (LDM: 1.0); > 0 needs the prepared LPIPS weights
     scaling_images: int = 256  # training images whose latents set scaling_factor
     adversarial_weight: float = 0.0  # LDM's disc_weight (0.5); 0: no discriminator
     adversarial_start: int = 0  # optimiser steps before the adversarial term starts (LDM: disc_start)
     discriminator_channels: int = 32
-    # [h, w]: train on one random window of each batch (multiples of the latent factor); None: whole
-    # images. The networks are convolutional, so a window teaches the same filters at a fraction of
-    # the cost per step (LDM trains its autoencoders on 256x256 crops of larger images)
+    # [h, w]: train on one random window of each batch (image pixels, multiples of the latent factor;
+    # scpdiff.training.windows); None: whole images
     crop: list[int] | None = None
 
 
@@ -85,10 +86,7 @@ class VaeTask:
         """The batch cut to ``crop`` at one random offset on the latent grid (drawn from ``generator``)."""
         if self.crop is None:
             return x
-        (h, w), (ch, cw), f = x.shape[-2:], self.crop, self.latent_factor
-        i, j = (int(torch.randint(0, (size - c) // f + 1, (1,), generator=generator, device=generator.device)) * f
-                for size, c in ((h, ch), (w, cw)))
-        return x[..., i:i + ch, j:j + cw]
+        return cut(x, window_offset(tuple(x.shape[-2:]), self.crop, self.latent_factor, generator), self.crop)
 
     def loss(self, model, batch, generator) -> torch.Tensor:
         x = self.window(batch["pixel_values"], generator)
@@ -113,7 +111,8 @@ def load_perceptual(backbone_path) -> torch.nn.Module:
 def build_vae(cfg: VaeTrainConfig, seed: int = 0):
     from ..models.tiny import tiny_vae
 
-    return tiny_vae(block_out_channels=tuple(cfg.block_out_channels), layers_per_block=cfg.layers_per_block, seed=seed)
+    return tiny_vae(block_out_channels=tuple(cfg.block_out_channels), layers_per_block=cfg.layers_per_block,
+                    mid_block_add_attention=cfg.mid_block_add_attention, seed=seed)
 
 
 def build_adversarial(cfg: VaeTrainConfig, seed: int = 0):
