@@ -118,13 +118,19 @@ def test_vae_loss_on_a_random_window_of_the_batch():
     assert float(got) == pytest.approx(float(want), rel=1e-6)
 
 
-@pytest.mark.parametrize("crop", [[30, 64], [32, 256], [32], [0, 64]])
-def test_vae_crop_must_fit_the_latent_grid_and_the_images(tmp_path, capsys, crop):
+def _bench_file(tmp_path, training: dict):
+    """A two-image toy benchmark file whose ``training:`` is ``training``."""
     bench = smoke_benchmark()
     bench["dataset"] = {"kind": "toy", "root": str(tmp_path / "data"), "num_train": 2, "num_val": 1, "seed": 0}
-    bench["training"] = {"vae": {"steps": 1, "block_out_channels": [8, 8, 16], "crop": crop}}
+    bench["training"] = training
     path = tmp_path / "bench.yaml"
     path.write_text(yaml.safe_dump(bench))
+    return path
+
+
+@pytest.mark.parametrize("crop", [[30, 64], [32, 256], [32], [0, 64]])
+def test_vae_crop_must_fit_the_latent_grid_and_the_images(tmp_path, capsys, crop):
+    path = _bench_file(tmp_path, {"vae": {"steps": 1, "block_out_channels": [8, 8, 16], "crop": crop}})
     assert main(["train-vae", "--benchmark", str(path), "--out", str(tmp_path / "v")]) == 1
     err = capsys.readouterr().err
     assert "training.vae.crop" in err and "latent factor 4" in err and str(path) in err
@@ -133,11 +139,7 @@ def test_vae_crop_must_fit_the_latent_grid_and_the_images(tmp_path, capsys, crop
 
 @pytest.mark.parametrize("levels", [0, 3])
 def test_base_levels_without_attention_must_leave_an_attending_level(tmp_path, capsys, levels):
-    bench = smoke_benchmark()
-    bench["dataset"] = {"kind": "toy", "root": str(tmp_path / "data"), "num_train": 2, "num_val": 1, "seed": 0}
-    bench["training"] = {"base": {"steps": 1, "block_out_channels": [8, 16, 32], "levels_without_attention": levels}}
-    path = tmp_path / "bench.yaml"
-    path.write_text(yaml.safe_dump(bench))
+    path = _bench_file(tmp_path, {"base": {"steps": 1, "block_out_channels": [8, 16, 32], "levels_without_attention": levels}})
     vae = tmp_path / "vae"
     tiny_vae((8, 16)).save_pretrained(vae)
     assert main(["train-base", "--benchmark", str(path), "--vae", str(vae), "--out", str(tmp_path / "b")]) == 1
@@ -155,11 +157,7 @@ def test_vae_config_reaches_the_built_model():
 
 
 def test_perceptual_term_needs_the_lpips_weights(tmp_path, capsys):
-    bench = smoke_benchmark()
-    bench["dataset"] = {"kind": "toy", "root": str(tmp_path / "data"), "num_train": 2, "num_val": 1, "seed": 0}
-    bench["training"] = {"vae": {"steps": 1, "perceptual_weight": 1.0}}
-    path = tmp_path / "bench.yaml"
-    path.write_text(yaml.safe_dump(bench))
+    path = _bench_file(tmp_path, {"vae": {"steps": 1, "perceptual_weight": 1.0}})
     assert main(["train-vae", "--benchmark", str(path), "--out", str(tmp_path / "v")]) == 1
     assert "perceptual_weight needs the LPIPS weights" in capsys.readouterr().err
 

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from .training_options import check_training_options
 from .protocol import Protocol, knob_origins, protocol_json_schema, resolve_protocol
+from .training_options import check_training_options
 from .yaml_files import check_schema, deep_merge, load_schema, read_mapping
 
 SCHEMA_PATH = Path(__file__).with_name("benchmark.schema.yaml")

@@ -119,12 +119,12 @@ def train_vae(bench: Benchmark, out, resume=True, stop_after=None, keep_state=Fa
             raise ConfigError(f"{bench.path or bench.name}: training.vae.perceptual_weight needs the LPIPS weights "
                               "(`scpdiff weights`, then `scpdiff train-vae --cache DIR`)")
         perceptual = load_perceptual(lpips_backbone)
-    factor = 2 ** (len(cfg.block_out_channels) - 1)
+    vae = build_vae(cfg, seed=cfg.seed)
     if cfg.crop is not None:
-        check_crop(bench, "vae", cfg.crop, factor)
+        check_crop(bench, "vae", cfg.crop, vae_factor(vae))
     dataset = open_benchmark_split(bench, "train")
-    task = VaeTask(build_vae(cfg, seed=cfg.seed), cfg.kl_weight, perceptual, cfg.perceptual_weight,
-                   build_adversarial(cfg, seed=cfg.seed + 1), crop=cfg.crop, latent_factor=factor)
+    task = VaeTask(vae, cfg.kl_weight, perceptual, cfg.perceptual_weight,
+                   build_adversarial(cfg, seed=cfg.seed + 1), crop=cfg.crop, latent_factor=vae_factor(vae))
     result, model = run_training(task, dataset, cfg, state_dir_for(out), resume=resume, stop_after=stop_after)
     if _stopped(result):
         return result

@@ -36,7 +36,7 @@ class VaeTrainConfig(LoopConfig):
     checkpoint_every: int = 200
     block_out_channels: list[int] = field(default_factory=lambda: [16, 32, 64, 64])
     layers_per_block: int = 1
-    mid_block_add_attention: bool = True  # False: no middle-block attention (fully convolutional)
+    mid_block_add_attention: bool = True  # False: no middle-block attention (convolutional but for GroupNorm)
     kl_weight: float = 1e-4  # per element of the latent, relative to the per-pixel reconstruction terms
     perceptual_weight: float = 0.0  # LPIPS term (LDM: 1.0); > 0 needs the prepared LPIPS weights
     scaling_images: int = 256  # training images whose latents set scaling_factor
