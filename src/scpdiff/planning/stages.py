@@ -191,14 +191,18 @@ def plan_benchmark(bench, costs: ModelCosts, rate: Throughput, png_bytes: float 
         samples = int(cfg.get("steps", 0)) * int(cfg.get("batch_size", 0)) * int(cfg.get("gradient_accumulation", 1))
         encoded = min(samples, int(bench["dataset"].get("num_train") or samples)) if cfg.get("cache_latents") else samples
         tune.jobs, tune.images, tune.denoiser_evals = 1, samples, samples
-        tune.flops = TRAIN_FLOPS_PER_FORWARD * samples * costs.denoiser_step + encoded * costs.vae_encode
+        # training.controlnet.crop: each step denoises a window, the fraction of the image it covers
+        crop = cfg.get("crop")
+        window = crop[0] * crop[1] / (bench.resolution[0] * bench.resolution[1]) if crop else 1.0
+        tune.flops = TRAIN_FLOPS_PER_FORWARD * samples * costs.denoiser_step * window + encoded * costs.vae_encode
         if not bench.is_toy:
             from ..models.sd_configs import get_configs
 
             params = get_configs("sd21-base").expected_parameters
             kept = params["controlnet"] + (params["unet"] if cfg.get("unlock_decoder", True) else 0)
             tune.disk_bytes = 4.0 * kept
-        tune.note = (f"{cfg.get('steps')} steps x batch {cfg.get('batch_size')}; 3x forward FLOPs per sample"
+        tune.note = (f"{cfg.get('steps')} steps x batch {cfg.get('batch_size')}"
+                     + (f" on {crop[0]}x{crop[1]} windows" if crop else "") + "; 3x forward FLOPs per sample"
                      + ("; checkpoint fp32 ControlNet (+ UNet, decoder unlocked)" if not bench.is_toy else ""))
     else:
         tune.note = "models.controlnet given: not fine-tuned"
