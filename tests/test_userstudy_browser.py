@@ -68,14 +68,16 @@ def browser_factory(tmp_path):
 
 
 def _wait_progress(driver, answered: int, total: int):
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    # the page reloads after a saved answer: an element may vanish while it is read
-    WebDriverWait(driver, 20, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)).until(
-        lambda d: d.find_element("id", "progress-text").text.startswith(f"{answered} of {total}"))
-    bar = driver.find_element("id", "progress")
-    assert (bar.get_attribute("value"), bar.get_attribute("max")) == (str(answered), str(total))
+    # The page reloads after a saved answer, so an element found by one WebDriver call may be gone
+    # by the next (Chromium then reports a stale node or an inspector error, depending on timing).
+    # One script reads the text and the bar together inside the page, between two loads.
+    read = ("const t = document.getElementById('progress-text'), b = document.getElementById('progress');"
+            "return t && b ? [t.textContent.trim(), b.getAttribute('value'), b.getAttribute('max')] : null;")
+    seen = WebDriverWait(driver, 20).until(
+        lambda d: (lambda r: r if r and r[0].startswith(f"{answered} of {total}") else None)(d.execute_script(read)))
+    assert (seen[1], seen[2]) == (str(answered), str(total))
 
 
 def _cards(driver):
