@@ -24,15 +24,23 @@ def bench_file(tmp_path):
     return path
 
 
+def _latent_grid():
+    """The fixture benchmark's latent grid: the smoke toy's VAE factor under its 32x64 masks."""
+    from scpdiff.config.benchmark import load_benchmark
+
+    f = load_benchmark("smoke").latent_factor
+    return f, (32 // f, 64 // f)
+
+
 def _shards(tmp_path, n_shards=3, per=5):
     rng = np.random.default_rng(0)
     paths, all_x, all_m = [], [], []
+    f, (h, w) = _latent_grid()
     for i in range(n_shards):
-        # the smoke toy's 4x VAE grid: 8x16 latents under 32x64 masks
-        x = torch.from_numpy(rng.normal(size=(per, 4, 8, 16))).float()
-        lab = rng.integers(0, 19, size=(per, 8, 16))
+        x = torch.from_numpy(rng.normal(size=(per, 4, h, w))).float()
+        lab = rng.integers(0, 19, size=(per, h, w))
         lab[rng.random(lab.shape) < 0.1] = 255
-        m = torch.from_numpy(np.repeat(np.repeat(lab, 4, 1), 4, 2))
+        m = torch.from_numpy(np.repeat(np.repeat(lab, f, 1), f, 2))
         p = tmp_path / f"lat_{i}.safetensors"
         write_latent_shard(p, LatentShard(x, m, [f"img{i}_{k}" for k in range(per)], {"dataset": "cs", "vae": "v", "scaling_factor": "0.18215"}))
         paths.append(p)
@@ -59,7 +67,7 @@ def test_fit_merge_cli_equals_single_fit(tmp_path, bench_file, variant):
     merged = tmp_path / f"{variant}.safetensors"
     assert main(["merge-priors", "--out", str(merged), *outs]) == 0
     got = P.load(merged, variant=variant)
-    ref = P.create(variant, num_classes=19, latent_shape=(4, 8, 16), min_count=2)
+    ref = P.create(variant, num_classes=19, latent_shape=(4, *_latent_grid()[1]), min_count=2)
     ref.update(x, m)
     assert got.num_images == 15 and got.provenance["dataset"] == "cs"
     torch.testing.assert_close(got.mean, ref.mean, rtol=1e-10, atol=1e-12)

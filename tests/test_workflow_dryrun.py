@@ -92,7 +92,7 @@ def expected_jobs(bench) -> Counter:
     return jobs
 
 
-@pytest.mark.parametrize("file", ["toy", "smoke", "toy-vae2x"])
+@pytest.mark.parametrize("file", ["toy", "smoke", "toy-vae4x"])
 def test_dry_run_of_the_toy_benchmarks_has_every_stage(tmp_path, file):
     counts, out = dry_run(tmp_path, {"benchmarks": [file]})
     bench = load_benchmark(file)
@@ -297,7 +297,7 @@ def test_snakemake_rejects_a_bad_config_before_building_the_dag(tmp_path):
 
 def test_validate_config_accepts_the_shipped_configs(capsys):
     assert main(["validate-config", str(REPO / "config" / "config.yaml")]) == 0
-    for name in ("toy", "smoke", "toy-vae2x", *REAL_BENCHMARKS):
+    for name in ("toy", "smoke", "toy-vae4x", *REAL_BENCHMARKS):
         if (REPO / "benchmarks" / f"{name}.yaml").is_file():
             # the real benchmarks' data is not on every machine: their content only
             assert main(["validate-config", "--schema-only", str(REPO / "benchmarks" / f"{name}.yaml")]) == 0
