@@ -106,7 +106,7 @@ def test_the_three_registries_reject_a_duplicate_of_a_builtin():
 def test_smoke_is_exactly_the_former_copy_of_toy():
     """smoke.yaml is now ``extends: toy`` plus what differs; resolved it is today's benchmark to the
     key (tests/fixtures/smoke_before_extends.yaml is the file as it was before, a full copy, plus what
-    the toy has changed since that the smoke inherits: training.vae.crop)."""
+    the toy has changed since that the smoke inherits: the 2x VAE and the UNet on windows)."""
     before = dict(validate_benchmark(yaml.safe_load((FIXTURES / "smoke_before_extends.yaml").read_text())))
     for bench in (load_benchmark("smoke"), resolve_benchmark("smoke")):
         assert dict(bench) == before

@@ -14,13 +14,14 @@ import numpy as np
 import pytest
 import torch
 
+from fixtures.upstream_segmenters.machine import same_machine_type
 from fixtures.upstream_segmenters.named_weights import named_state_dict
 from scpdiff.segmenters import deeplabv2, drn, upernet
 from scpdiff.segmenters.protocol import load_strict
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "upstream_segmenters"
 
-# Off the machine type the fixture was made on, convolutions may sum in another order: the score
+# Off the machine type the fixture was made on (torch, ISA level and CPU model: machine.py), convolutions may sum in another order: the score
 # maps then agree to these bounds (DRN's summed log-probabilities reach ~100 in magnitude;
 # UPerNet's are averaged probabilities; DeepLab's are logits of ~70).
 TOLERANCE = {"drn_d_105": 2.4e-4, "upernet_101": 1e-6, "deeplabv2": 1e-4}
@@ -46,18 +47,21 @@ def _segmenter(kind: str, fixture):
     return deeplabv2.DeepLabV2Segmenter(_named(deeplabv2.MSC(deeplabv2.DeepLabV2())))
 
 
-def _same_machine_type(fixture) -> bool:
-    return (
-        str(fixture["torch_version"]) == torch.__version__
-        and str(fixture["cpu_capability"]) == torch.backends.cpu.get_cpu_capability()
-    )
+def test_bit_equality_needs_the_same_torch_isa_and_cpu_model():
+    from fixtures.upstream_segmenters.machine import machine_type
+
+    here = machine_type()
+    assert same_machine_type(here)
+    assert not same_machine_type({**here, "cpu_model": here["cpu_model"] + " (another)"})
+    assert not same_machine_type({k: v for k, v in here.items() if k != "cpu_model"})  # fixtures before it
+    assert not same_machine_type(np.load(FIXTURES / "deeplabv2.npz"))
 
 
 @pytest.mark.parametrize("kind", ["drn_d_105", "upernet_101", "deeplabv2"])
 def test_predict_equals_upstream_test_code(kind):
     fixture = np.load(FIXTURES / f"{kind}.npz")
     seg = _segmenter(kind, fixture)
-    tolerance = 0.0 if _same_machine_type(fixture) else TOLERANCE[kind]
+    tolerance = 0.0 if same_machine_type(fixture) else TOLERANCE[kind]
     count = sum(1 for k in fixture.files if k.startswith("image_"))
     assert count >= 2
     seen = []
