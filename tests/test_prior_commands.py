@@ -67,7 +67,7 @@ def test_fit_merge_cli_equals_single_fit(tmp_path, bench_file, variant):
     merged = tmp_path / f"{variant}.safetensors"
     assert main(["merge-priors", "--out", str(merged), *outs]) == 0
     got = P.load(merged, variant=variant)
-    ref = P.create(variant, num_classes=19, latent_shape=(4, *_latent_grid()[1]), min_count=2)
+    ref = P.create(variant, num_classes=19, latent_shape=tuple(x.shape[1:]), min_count=2)
     ref.update(x, m)
     assert got.num_images == 15 and got.provenance["dataset"] == "cs"
     torch.testing.assert_close(got.mean, ref.mean, rtol=1e-10, atol=1e-12)

@@ -21,9 +21,10 @@ from scpdiff.segmenters.protocol import load_strict
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "upstream_segmenters"
 
-# Off the machine type the fixture was made on (torch, ISA level and CPU model: machine.py), convolutions may sum in another order: the score
-# maps then agree to these bounds (DRN's summed log-probabilities reach ~100 in magnitude;
-# UPerNet's are averaged probabilities; DeepLab's are logits of ~70).
+# Off the machine type the fixture was made on (torch, ISA level and CPU model: machine.py),
+# convolutions may sum in another order: the score maps then agree to these bounds (DRN's summed
+# log-probabilities reach ~100 in magnitude; UPerNet's are averaged probabilities; DeepLab's are
+# logits of ~70).
 TOLERANCE = {"drn_d_105": 2.4e-4, "upernet_101": 1e-6, "deeplabv2": 1e-4}
 
 
