@@ -28,6 +28,22 @@ from scpdiff.utils.workflow_watch import WORKFLOW_PID_ENV, workflow_tag
 _os.environ[WORKFLOW_PID_ENV] = workflow_tag()
 
 
+# A local run's jobs are forks of one warm process that has imported torch, diffusers and the
+# metric libraries (scpdiff.utils.forkserver; docs/workflow.md "Job start-up"). A cluster executor,
+# conda/container deployment or `forkserver: false` in the config: every job starts its own Python.
+onstart:
+    if use_forkserver(workflow, config):
+        _os.environ[FORKSERVER_ENV] = start_forkserver(FORKSERVER_DIR, f"{WORK}/logs/forkserver.log")
+
+
+onsuccess:
+    stop_forkserver(FORKSERVER_DIR)
+
+
+onerror:
+    stop_forkserver(FORKSERVER_DIR)
+
+
 configfile: "config/config.yaml"
 
 

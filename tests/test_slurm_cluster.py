@@ -288,6 +288,9 @@ def test_smoke_study_through_sbatch_equals_local_run(slurm_env, smoke_run, tmp_p
                       "--configfile", str(cluster_root / "wf_config.yaml")], cluster_root, slurm_env, timeout=1800)
     log = proc.stdout + proc.stderr
     (cluster_root / "snakemake.log").write_text(log)
+    # a cluster executor's jobs start their own Python: no fork server (scpdiff.utils.forkserver),
+    # so the byte equality below also compares forked local jobs with plain processes
+    assert not (cluster_root / "work" / "logs" / "forkserver.log").exists()
 
     # every job that is not a local rule went through sbatch, alone or in a group job of the
     # profile's `groups` (a group job runs its jobs on one allocation), and SLURM completed it

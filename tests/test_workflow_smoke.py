@@ -62,6 +62,19 @@ def test_smoke_study_produces_every_table_and_figure(smoke_run):
     assert sum(len(list(s.glob("*.png"))) for s in shards) == 16
 
 
+def test_local_jobs_run_as_forks_of_the_warm_server(smoke_run):
+    """profiles/local: once the fork server has imported the libraries, every generation and scoring
+    job is one of its forks (scpdiff.utils.forkserver), and each succeeded there."""
+    log = (smoke_run / "work" / "logs" / "forkserver.log").read_text()
+    assert "serving on" in log
+    served = re.findall(r"^job \d+ exit (\d+): scpdiff (\S+)$", log, re.M)
+    assert served and all(code == "0" for code, _ in served)
+    ran = re.findall(r"^(?:local)?rule (\w+):$", (smoke_run / "snakemake.log").read_text(), re.M)
+    # the first jobs (data, weights) may start before the server is ready; generation comes later
+    assert sum(cmd == "generate" for _, cmd in served) == ran.count("generate") > 0
+    assert {"score", "merge-scores", "tables"} <= {cmd for _, cmd in served}
+
+
 def test_report_html_includes_tables_and_figures(smoke_run):
     workdir = smoke_run
     _run(workdir, "--report", "report.html")

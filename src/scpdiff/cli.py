@@ -65,6 +65,13 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:
+        # a job of a local Snakemake run: a fork of the warm server, when there is one
+        from .utils.forkserver import delegate
+
+        code = delegate(sys.argv[1:])
+        if code is not None:
+            return code
     argv = list(sys.argv[1:] if argv is None else argv)
     only = argv[0] if argv and argv[0] in COMMANDS else None
     parser = build_parser(only)

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shlex
+import tempfile
 
 from snakemake.exceptions import WorkflowError
 from snakemake.io import strip_wildcard_constraints
@@ -20,6 +21,9 @@ from scpdiff.errors import ScpdiffError
 from scpdiff.priors import available, get_prior_class
 from scpdiff.priors.for_benchmark import reference_latent_set
 from scpdiff.config import settings
+from scpdiff.utils.forkserver import SOCKET_ENV as FORKSERVER_ENV
+from scpdiff.utils.forkserver import start as start_forkserver
+from scpdiff.utils.forkserver import stop as stop_forkserver
 from scpdiff.config.workflow import (
     PLUGINS_ENV,
     check_benchmark_priors,
@@ -43,6 +47,14 @@ except ScpdiffError as exc:
 
 WORK = config["work_dir"].rstrip("/")
 RESULTS = config["results_dir"].rstrip("/")
+# The fork server's socket (short: a Unix socket path has at most 107 bytes); see the Snakefile.
+FORKSERVER_DIR = f"{tempfile.gettempdir()}/scpdiff-forkserver-{os.getpid()}"
+
+
+def use_forkserver(workflow, config) -> bool:
+    """Jobs run here, in this Python environment: a local run without conda or containers."""
+    return bool(config["forkserver"]) and workflow.local_exec and not workflow.remote_exec \
+        and not workflow.deployment_settings.deployment_method
 CACHE = config["cache_dir"].rstrip("/")
 ENV = "../../environment.yml"
 
