@@ -158,9 +158,17 @@ def _wait_for_job(sock: socket.socket, pid: int) -> int:
     sock.close()
     if reply and "exit" in reply:
         return int(reply["exit"])
-    # the server went away before it could report: stop the job so no output appears after we fail
+    # the server went away before it could report: stop the job, and wait for it, so that no output
+    # appears after this job has failed
+    import time
+
+    from .workflow_watch import _alive
+
     print(f"scpdiff: the fork server stopped while job {pid} ran; stopping it", file=sys.stderr, flush=True)
     forward(signal.SIGTERM, None)
+    deadline = time.monotonic() + 60
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
     return 1
 
 
