@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from scpdiff.utils import forkserver
+from test_workflow_resume import _gone
 
 SCPDIFF = str(Path(sys.executable).with_name("scpdiff"))
 
@@ -72,20 +73,12 @@ def server(tmp_path_factory):
 
 def _client(socket_path, args, tmp_path, umask=0o027, **extra_env):
     """``python -c 'delegate(ARGS)'`` in TMP_PATH: the client half of an `scpdiff` job."""
-    env = dict(os.environ, **{forkserver.SOCKET_ENV: str(socket_path)}, OMP_NUM_THREADS="1", **extra_env)
-    env.pop("SLURM_JOB_ID", None) if "SLURM_JOB_ID" not in extra_env else None
+    env = {k: v for k, v in os.environ.items() if k != "SLURM_JOB_ID"}
+    env.update({forkserver.SOCKET_ENV: str(socket_path)}, OMP_NUM_THREADS="1", **extra_env)
     code = ("import os, sys; from scpdiff.utils.forkserver import delegate; "
             f"os.umask({umask}); r = delegate(sys.argv[1:]); sys.exit(99 if r is None else r)")
     return subprocess.Popen([sys.executable, "-c", code, *args], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
 
 
 def _wait_for(path: Path, timeout: float = 60) -> dict:
@@ -136,7 +129,7 @@ def test_a_signal_to_the_job_reaches_the_forked_command(server, tmp_path):
     client.send_signal(signal.SIGTERM)
     client.communicate(timeout=60)
     assert client.returncode == 128 + signal.SIGTERM
-    assert not _alive(job)
+    assert _gone(job)
 
 
 def test_a_job_whose_client_is_killed_stops(server, tmp_path):
@@ -146,9 +139,9 @@ def test_a_job_whose_client_is_killed_stops(server, tmp_path):
     client.kill()  # SIGKILL: nothing is forwarded; the job sees its connection close
     client.wait(timeout=30)
     deadline = time.monotonic() + 30
-    while _alive(job) and time.monotonic() < deadline:
+    while not _gone(job) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not _alive(job)
+    assert _gone(job)
 
 
 def test_the_client_runs_the_command_itself_without_a_usable_server(server, tmp_path):
@@ -200,3 +193,16 @@ def test_the_server_exits_with_its_workflow(tmp_path):
     workflow.wait()
     proc.wait(timeout=60)
     assert not path.exists()
+
+
+def test_wait_until_gone_waits_for_the_process_to_end():
+    from scpdiff.utils.workflow_watch import wait_until_gone
+
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert wait_until_gone(proc.pid, 0.3) is False  # still running: gives up at the timeout
+        proc.terminate()
+        proc.wait(timeout=30)
+        assert wait_until_gone(proc.pid, 5) is True
+    finally:
+        proc.kill()

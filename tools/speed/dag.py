@@ -16,7 +16,6 @@ import csv
 import datetime as dt
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import tempfile

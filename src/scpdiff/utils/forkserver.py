@@ -26,7 +26,7 @@ GPU job's start-up is small against its work), the command runs in its own proce
 ``forkserver: false`` in the workflow config turns it off.
 
     scpdiff.cli.main()  ->  delegate(argv)       # None: run here; else the forked job's exit status
-    python -m scpdiff.utils.forkserver --socket PATH [--log FILE]    # what the Snakefile starts
+    python -m scpdiff.utils.forkserver --socket PATH --workflow-pid PID   # what the Snakefile starts
 """
 
 from __future__ import annotations
@@ -160,15 +160,11 @@ def _wait_for_job(sock: socket.socket, pid: int) -> int:
         return int(reply["exit"])
     # the server went away before it could report: stop the job, and wait for it, so that no output
     # appears after this job has failed
-    import time
-
-    from .workflow_watch import _alive
+    from .workflow_watch import wait_until_gone
 
     print(f"scpdiff: the fork server stopped while job {pid} ran; stopping it", file=sys.stderr, flush=True)
     forward(signal.SIGTERM, None)
-    deadline = time.monotonic() + 60
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_until_gone(pid, 60)
     return 1
 
 
@@ -402,8 +398,7 @@ def start(directory: str | os.PathLike, log: str | os.PathLike, environ=os.envir
         proc = subprocess.Popen([sys.executable, "-m", "scpdiff.utils.forkserver", "--socket", path,
                                  "--workflow-pid", str(os.getpid())],
                                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                env={k: v for k, v in environ.items() if k != SOCKET_ENV},
-                                )
+                                env={k: v for k, v in environ.items() if k != SOCKET_ENV})
     (Path(directory) / "pid").write_text(str(proc.pid))
     return path
 
@@ -412,16 +407,13 @@ def stop(directory: str | os.PathLike, wait: float = 10.0) -> None:
     """Ask the server started in ``directory`` to exit (it reports its running jobs first), wait for
     it up to ``wait`` seconds, and remove the directory."""
     import shutil
-    import time
 
-    from .workflow_watch import _alive
+    from .workflow_watch import wait_until_gone
 
     try:
         pid = int((Path(directory) / "pid").read_text())
         os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + wait
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until_gone(pid, wait)
     except (OSError, ValueError):
         pass
     shutil.rmtree(directory, ignore_errors=True)

@@ -58,6 +58,16 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def wait_until_gone(pid: int, timeout: float, poll: float = 0.05) -> bool:
+    """Wait up to ``timeout`` seconds for process ``pid`` to end; whether it has."""
+    deadline = time.monotonic() + timeout
+    while _alive(pid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(poll)
+    return True
+
+
 def _stop(signum, frame):  # pragma: no cover - runs in the stopped process
     raise SystemExit(EXIT_CODE)
 
