@@ -11,7 +11,7 @@ import torch
 from scpdiff.datasets.base import ClassInfo, SegmentationDataset
 from scpdiff.errors import ConfigError
 from scpdiff.models.tiny import sd_scheduler_config, tiny_vae
-from scpdiff.training.data import StepBatchSampler
+from scpdiff.training.data import ImageMaskSamples, StepBatchSampler, step_batches
 from scpdiff.latents.encoding import encode_pixels as encode_latents
 from scpdiff.training.diffusion import LatentCache, diffusion_loss, diffusion_target, training_scheduler
 from scpdiff.training.loop import LoopConfig, checkpoints, run_training
@@ -104,6 +104,57 @@ def test_latent_cache_draws_what_encoding_draws():
     torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
+class _CountingImages(_Images):
+    """_Images that counts its reads (a reader decoding files would pay for each)."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.reads = 0
+
+    def load(self, i):
+        self.reads += 1
+        return super().load(i)
+
+
+def test_kept_samples_are_the_samples_read_from_the_dataset():
+    ds = _CountingImages()
+    kept, fresh = ImageMaskSamples(ds, cache_bytes=1 << 20), ImageMaskSamples(_Images(), cache_bytes=0)
+    for i in [3, 1, 3, 3, 1]:
+        item = kept[i]
+        assert torch.equal(item["pixel_values"], fresh[i]["pixel_values"])  # bit for bit: same float ops
+        ref = ds.images[i].astype(np.float64).transpose(2, 0, 1) / 127.5 - 1.0
+        np.testing.assert_allclose(item["pixel_values"].numpy(), ref, rtol=0, atol=1e-6)
+        np.testing.assert_array_equal(item["mask"].numpy(), ds.masks[i].astype(np.int64))
+        assert item["mask"].dtype == torch.int64 and int(item["index"]) == i
+        item["pixel_values"].fill_(7)  # a consumer writing into its batch cannot reach the kept copy
+        item["mask"].fill_(7)
+    assert ds.reads == 2  # two distinct samples, each decoded once
+    np.testing.assert_array_equal(kept[3]["mask"].numpy(), ds.masks[3])
+
+
+def test_the_memory_budget_bounds_what_is_kept():
+    ds = _CountingImages()
+    one = ds.images[0].nbytes + ds.masks[0].nbytes
+    kept = ImageMaskSamples(ds, cache_bytes=2 * one)
+    for _ in range(2):
+        for i in range(len(ds)):
+            kept[i]
+    assert ds.reads == len(ds) + (len(ds) - 2)  # only the first two stay
+    off = ImageMaskSamples(_CountingImages(), cache_bytes=0)
+    off[0], off[0]
+    assert off.dataset.reads == 2
+
+
+def test_batches_with_kept_samples_equal_batches_read_each_time():
+    a = step_batches(_Images(), 4, seed=3, cache_bytes=0)
+    b = step_batches(_Images(), 4, seed=3, cache_bytes=1 << 20)
+    for _ in range(5):  # more than three epochs of six samples
+        x, y = next(a), next(b)
+        assert x.keys() == y.keys()
+        for key in x:
+            assert torch.equal(x[key], y[key])
+
+
 # -------------------------------------------------------------------------------- the loop itself
 class _Regression:
     """A linear model fitted to a fixed random target with noisy inputs: cheap and fully random."""
@@ -175,5 +226,7 @@ def test_unknown_or_invalid_options_are_config_errors():
         LoopConfig.from_mapping({"stepz": 3}, source="bench.yaml")
     with pytest.raises(ConfigError, match="batch_size"):
         LoopConfig.from_mapping({"batch_size": 0})
+    with pytest.raises(ConfigError, match="cache_decoded_mb"):
+        LoopConfig.from_mapping({"cache_decoded_mb": -1})
     cfg = LoopConfig.from_mapping({"steps": 3, "gpus": 2}, steps=9)
     assert cfg.steps == 9

@@ -17,20 +17,42 @@ from ..datasets.base import SegmentationDataset
 
 
 class ImageMaskSamples(Dataset):
-    """``{"pixel_values": float [3, H, W] in [-1, 1], "mask": int64 [H, W], "index": int64}`` (SD's pixel range)."""
+    """``{"pixel_values": float [3, H, W] in [-1, 1], "mask": int64 [H, W], "index": int64}`` (SD's pixel range).
 
-    def __init__(self, dataset: SegmentationDataset):
+    ``cache_bytes`` > 0 keeps each decoded image and mask (as uint8 / the reader's integer type) in
+    memory once read, until that many bytes are held: a training run revisits every sample once per
+    epoch, and decoding the files again costs the toy's training loop 13% of a VAE step on 2 cores.
+    The tensors returned are built from the kept arrays exactly as from freshly read ones.
+    """
+
+    def __init__(self, dataset: SegmentationDataset, cache_bytes: int = 0):
         self.dataset = dataset
+        self.cache_bytes = int(cache_bytes)
+        self._kept: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._kept_bytes = 0
 
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    def _decoded(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        kept = self._kept.get(index)
+        if kept is not None:
+            return kept
         image, mask, _ = self.dataset[index]
-        pixels = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).float() / 127.5 - 1.0
+        pixels, labels = np.array(image, dtype=np.uint8), np.array(mask)
+        size = pixels.nbytes + labels.nbytes
+        if self._kept_bytes + size <= self.cache_bytes:
+            self._kept[index] = (pixels, labels)
+            self._kept_bytes += size
+        return pixels, labels
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        image, mask = self._decoded(index)
+        # from_numpy shares memory: the float conversion and the int64 copy keep the kept arrays safe
+        pixels = torch.from_numpy(image).permute(2, 0, 1).float() / 127.5 - 1.0
         return {
             "pixel_values": pixels,
-            "mask": torch.from_numpy(np.asarray(mask, dtype=np.int64)),
+            "mask": torch.from_numpy(np.array(mask, dtype=np.int64)),
             "index": torch.tensor(index, dtype=torch.int64),
         }
 
@@ -81,11 +103,13 @@ def step_batches(
     num_replicas: int = 1,
     rank: int = 0,
     num_workers: int = 0,
+    cache_bytes: int = 0,
 ) -> Iterator[dict[str, torch.Tensor]]:
-    """An endless iterator of collated micro-batches starting at micro-batch ``start_micro``."""
+    """An endless iterator of collated micro-batches starting at micro-batch ``start_micro``
+    (``cache_bytes``: decoded samples kept in memory, per loader process; :class:`ImageMaskSamples`)."""
     sampler = StepBatchSampler(len(dataset), batch_size, seed, start_micro, num_replicas, rank)
     loader = DataLoader(
-        ImageMaskSamples(dataset),
+        ImageMaskSamples(dataset, cache_bytes),
         batch_sampler=sampler,
         num_workers=num_workers,
         persistent_workers=num_workers > 0,

@@ -34,7 +34,7 @@ from .data import step_batches
 
 CHECKPOINT_PREFIX = "step-"
 # settings that may change between a run and its resumption (they do not change the trajectory)
-RESUMABLE_CHANGES = {"steps", "checkpoint_every", "keep_checkpoints", "log_every", "num_workers"}
+RESUMABLE_CHANGES = {"steps", "checkpoint_every", "keep_checkpoints", "log_every", "num_workers", "cache_decoded_mb"}
 STATE_FILE = "scpdiff_state.json"
 LOG_FIELDS = ("step", "loss", "lr", "seconds")
 
@@ -56,6 +56,8 @@ class LoopConfig:
     warmup_steps: int = 0
     max_grad_norm: float | None = 1.0
     num_workers: int = 0
+    # decoded training samples kept in memory per loader process (MiB; 0: read every batch from disk)
+    cache_decoded_mb: int = 1024
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None, source: str = "training config", **overrides):
@@ -68,6 +70,8 @@ class LoopConfig:
             raise ConfigError(f"{source}: unknown training option(s) {unknown}; known: {sorted(names)}")
         values.update({k: v for k, v in overrides.items() if v is not None})
         cfg = cls(**values)
+        if int(cfg.cache_decoded_mb) < 0:
+            raise ConfigError(f"{source}: cache_decoded_mb must be >= 0, got {cfg.cache_decoded_mb}")
         for key in ("steps", "batch_size", "gradient_accumulation", "checkpoint_every", "log_every", "keep_checkpoints"):
             if int(getattr(cfg, key)) < 1:
                 raise ConfigError(f"{source}: {key} must be >= 1, got {getattr(cfg, key)}")
@@ -189,6 +193,7 @@ def run_training(
         num_replicas=accelerator.num_processes,
         rank=accelerator.process_index,
         num_workers=cfg.num_workers,
+        cache_bytes=int(cfg.cache_decoded_mb) * 2**20,
     )
     model.train()
     step, t0, window = start, time.perf_counter(), []
