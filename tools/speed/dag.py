@@ -16,6 +16,7 @@ import csv
 import datetime as dt
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -35,6 +36,32 @@ def calibrate() -> float:
 def clean_copy(dest: Path) -> None:
     """The committed tree at HEAD (no work/, results/ or caches), as a fresh clone would have it."""
     subprocess.run(["git", "clone", "-q", str(REPO), str(dest)], check=True)
+
+
+def rule_seconds(log: str) -> dict[str, tuple[int, int]]:
+    """``{rule: (jobs, summed wall seconds)}`` from Snakemake's console log (its timestamp lines,
+    ``rule NAME:`` / ``jobid: N`` when a job starts and ``Finished jobid: N`` when it ends)."""
+    stamp = start = None
+    started, pending, sums = {}, None, {}
+    for line in log.splitlines():
+        m = re.match(r"^\[(\w{3} \w{3}\s+\d+ [\d:]+ \d{4})\]$", line)
+        if m:
+            stamp = dt.datetime.strptime(re.sub(r"\s+", " ", m.group(1)), "%a %b %d %H:%M:%S %Y")
+            continue
+        m = re.match(r"^(?:local)?rule (\w+):$", line)
+        if m:
+            pending = m.group(1)
+            continue
+        m = re.match(r"^\s+jobid: (\d+)$", line)
+        if m and pending:
+            started[m.group(1)], pending = stamp, None
+            continue
+        m = re.match(r"^Finished jobid: (\d+) \(Rule: (\w+)\)", line)
+        if m and m.group(1) in started and stamp is not None:
+            start = started.pop(m.group(1))
+            jobs, seconds = sums.get(m.group(2), (0, 0))
+            sums[m.group(2)] = (jobs + 1, seconds + int((stamp - start).total_seconds()))
+    return dict(sorted(sums.items(), key=lambda kv: -kv[1][1]))
 
 
 def cpu_model() -> str:
@@ -62,12 +89,15 @@ def run_dag(benchmark: str, forkserver: bool, cores: int) -> dict:
         if res.returncode != 0:
             sys.exit(f"{' '.join(cmd)} failed in {tree}:\n{(res.stdout + res.stderr)[-3000:]}")
         jobs = (res.stdout + res.stderr).count("Finished jobid")
+        per_rule = rule_seconds(res.stdout + res.stderr)
         served = 0
         log = tree / "work" / "logs" / "forkserver.log"
         if log.exists():
             served = sum(line.startswith("job ") for line in log.read_text().splitlines())
     return {"benchmark": benchmark, "forkserver": forkserver, "cores": cores, "wall_s": round(wall, 1),
-            "jobs": jobs, "forked_jobs": served, "calibration_before_s": before, "calibration_after_s": after}
+            "jobs": jobs, "forked_jobs": served, "calibration_before_s": before, "calibration_after_s": after,
+            # where the time goes: rule=jobs/seconds (summed job wall times), longest first
+            "rule_seconds": " ".join(f"{rule}={n}/{sec}" for rule, (n, sec) in per_rule.items())}
 
 
 def main() -> None:
@@ -88,12 +118,17 @@ def main() -> None:
         rows.append(row)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    new = not out.exists()
-    with out.open("a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        if new:
-            writer.writeheader()
-        writer.writerows(rows)
+    earlier = []
+    if out.exists():
+        with out.open(newline="") as f:
+            earlier = list(csv.DictReader(f))
+    fields = list(rows[0]) + [k for row in earlier for k in row if k not in rows[0]]
+    tmp = out.with_name(f".{out.name}.tmp")
+    with tmp.open("w", newline="") as f:  # rewritten whole: rows of earlier versions lack new columns
+        writer = csv.DictWriter(f, fieldnames=list(dict.fromkeys(fields)), restval="")
+        writer.writeheader()
+        writer.writerows(earlier + rows)
+    os.replace(tmp, out)
     print(f"wrote {out}")
 
 
