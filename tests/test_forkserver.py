@@ -185,14 +185,25 @@ def test_scpdiff_through_the_server_prints_and_exits_as_on_its_own(tmp_path):
     assert log.count("exit 0: scpdiff validate-config") == 1 and log.count("exit 1: scpdiff validate-config") == 1
 
 
-def test_the_server_exits_with_its_workflow(tmp_path):
+@pytest.mark.parametrize("other_file", [False, True])
+def test_the_server_exits_with_its_workflow(tmp_path, other_file):
+    # the folder as the Snakefile's onstart (forkserver.start) leaves it: socket and pid file
+    folder = tmp_path / "scpdiff-forkserver-1"
+    folder.mkdir()
+    if other_file:
+        (folder / "notes.txt").write_text("not the server's")
     workflow = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3)"])
-    path = tmp_path / "socket"
+    path = folder / "socket"
     proc = subprocess.Popen([sys.executable, "-m", "scpdiff.utils.forkserver", "--socket", str(path), "--preload", "",
                              "--workflow-pid", str(workflow.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    workflow.wait()
+    (folder / "pid").write_text(str(proc.pid))
+    workflow.wait()  # gone without stop(): a SIGKILLed Snakemake runs no onsuccess/onerror
     proc.wait(timeout=60)
     assert not path.exists()
+    if other_file:  # only the server's own files go
+        assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]
+    else:
+        assert not folder.exists()
 
 
 def test_wait_until_gone_waits_for_the_process_to_end():

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from ..errors import InputError
+from .workflow_watch import _alive  # a zombie writer is a dead one
 
 
 def current_umask() -> int:
@@ -61,16 +62,6 @@ def _owner_tag() -> str:
     return f"{_host()}-{os.getpid()}"
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's live process
-        return True
-    return True
-
-
 def _temp_prefix(path: Path, folder: bool) -> str:
     # files keep their suffix at the end of the temporary name (writers dispatch on it)
     return f".{path.name if folder else path.stem}."
@@ -88,7 +79,7 @@ def remove_stale_temporaries(path: str | os.PathLike, folder: bool = False) -> l
     host = _host()
     for p in parent.iterdir():
         m = pattern.match(p.name)
-        if not m or m["host"] != host or _pid_alive(int(m["pid"])):
+        if not m or m["host"] != host or _alive(int(m["pid"])):
             continue
         if p.is_dir() and not p.is_symlink():
             shutil.rmtree(p, ignore_errors=True)

@@ -234,8 +234,21 @@ class Server:
                 os.unlink(self.path)
             except FileNotFoundError:
                 pass
+            self._remove_start_directory()
             while self.jobs:  # report the jobs still running before going
                 self._reap(block=True)
+
+    def _remove_start_directory(self) -> None:
+        """The folder :func:`start` made (its ``pid`` file names this process), which a workflow
+        killed outright (SIGKILL: no onsuccess/onerror, so no :func:`stop`) would leave behind.
+        Only that pid file goes, and the folder only if nothing else is in it."""
+        directory = Path(self.path).parent
+        try:
+            if (directory / "pid").read_text().strip() == str(os.getpid()):
+                (directory / "pid").unlink()
+                directory.rmdir()
+        except (OSError, ValueError):
+            pass
 
     def _stop(self, signum, frame) -> None:
         self.stopping = True
