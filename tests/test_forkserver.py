@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -186,10 +188,10 @@ def test_scpdiff_through_the_server_prints_and_exits_as_on_its_own(tmp_path):
 
 
 @pytest.mark.parametrize("other_file", [False, True])
-def test_the_server_exits_with_its_workflow(tmp_path, other_file):
-    # the folder as the Snakefile's onstart (forkserver.start) leaves it: socket and pid file
-    folder = tmp_path / "scpdiff-forkserver-1"
-    folder.mkdir()
+def test_the_server_exits_with_its_workflow(other_file):
+    # the folder as the Snakefile's onstart (forkserver.start) leaves it: socket and pid file, under
+    # /tmp as there (a pytest-xdist tmp_path is too long for a Unix socket's 107 bytes)
+    folder = Path(tempfile.mkdtemp(prefix="scpdiff-fs-test-", dir="/tmp"))
     if other_file:
         (folder / "notes.txt").write_text("not the server's")
     workflow = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3)"])
@@ -197,13 +199,16 @@ def test_the_server_exits_with_its_workflow(tmp_path, other_file):
     proc = subprocess.Popen([sys.executable, "-m", "scpdiff.utils.forkserver", "--socket", str(path), "--preload", "",
                              "--workflow-pid", str(workflow.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     (folder / "pid").write_text(str(proc.pid))
-    workflow.wait()  # gone without stop(): a SIGKILLed Snakemake runs no onsuccess/onerror
-    proc.wait(timeout=60)
-    assert not path.exists()
-    if other_file:  # only the server's own files go
-        assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]
-    else:
-        assert not folder.exists()
+    try:
+        workflow.wait()  # gone without stop(): a SIGKILLed Snakemake runs no onsuccess/onerror
+        assert proc.wait(timeout=60) == 0
+        assert not path.exists()
+        if other_file:  # only the server's own files go
+            assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]
+        else:
+            assert not folder.exists()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_wait_until_gone_waits_for_the_process_to_end():
