@@ -41,7 +41,7 @@ def clean_copy(dest: Path) -> None:
 def rule_seconds(log: str) -> dict[str, tuple[int, int]]:
     """``{rule: (jobs, summed wall seconds)}`` from Snakemake's console log (its timestamp lines,
     ``rule NAME:`` / ``jobid: N`` when a job starts and ``Finished jobid: N`` when it ends)."""
-    stamp = start = None
+    stamp = None
     started, pending, sums = {}, None, {}
     for line in log.splitlines():
         m = re.match(r"^\[(\w{3} \w{3}\s+\d+ [\d:]+ \d{4})\]$", line)
@@ -57,8 +57,8 @@ def rule_seconds(log: str) -> dict[str, tuple[int, int]]:
             started[m.group(1)], pending = stamp, None
             continue
         m = re.match(r"^Finished jobid: (\d+) \(Rule: (\w+)\)", line)
-        if m and m.group(1) in started and stamp is not None:
-            start = started.pop(m.group(1))
+        start = started.pop(m.group(1), None) if m else None
+        if start is not None and stamp is not None:
             jobs, seconds = sums.get(m.group(2), (0, 0))
             sums[m.group(2)] = (jobs + 1, seconds + int((stamp - start).total_seconds()))
     return dict(sorted(sums.items(), key=lambda kv: -kv[1][1]))

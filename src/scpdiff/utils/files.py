@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from ..errors import InputError
-from .workflow_watch import _alive  # a zombie writer is a dead one
+from .workflow_watch import alive  # a zombie writer is a dead one
 
 
 def current_umask() -> int:
@@ -79,7 +79,7 @@ def remove_stale_temporaries(path: str | os.PathLike, folder: bool = False) -> l
     host = _host()
     for p in parent.iterdir():
         m = pattern.match(p.name)
-        if not m or m["host"] != host or _alive(int(m["pid"])):
+        if not m or m["host"] != host or alive(int(m["pid"])):
             continue
         if p.is_dir() and not p.is_symlink():
             shutil.rmtree(p, ignore_errors=True)

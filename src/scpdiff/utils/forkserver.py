@@ -207,7 +207,7 @@ class Server:
         self.stopping = False
 
     def serve(self) -> None:
-        from .workflow_watch import _alive
+        from .workflow_watch import alive
 
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
@@ -218,7 +218,7 @@ class Server:
         os.replace(tmp, self.path)  # clients see the socket only once it accepts
         try:
             while not self.stopping:
-                if self.workflow_pid is not None and not _alive(self.workflow_pid):
+                if self.workflow_pid is not None and not alive(self.workflow_pid):
                     break
                 try:
                     ready, _, _ = select.select([self.listener], [], [], ACCEPT_POLL_SECONDS)

@@ -43,7 +43,8 @@ def _local_pid(tag: str | None) -> int | None:
     return int(pid)
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (another user's counts; a zombie does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -61,7 +62,7 @@ def _alive(pid: int) -> bool:
 def wait_until_gone(pid: int, timeout: float, poll: float = 0.05) -> bool:
     """Wait up to ``timeout`` seconds for process ``pid`` to end; whether it has."""
     deadline = time.monotonic() + timeout
-    while _alive(pid):
+    while alive(pid):
         if time.monotonic() >= deadline:
             return False
         time.sleep(poll)
@@ -80,7 +81,7 @@ def watch_workflow(environ=os.environ, poll: float = POLL_SECONDS) -> threading.
     signal.signal(signal.SIGTERM, _stop)
 
     def watch() -> None:
-        while _alive(pid):
+        while alive(pid):
             time.sleep(poll)
         print(f"scpdiff: the Snakemake process {pid} that started this job is gone; stopping "
               "(its temporary files are removed; resume the workflow to redo this job)", file=sys.stderr, flush=True)
@@ -110,6 +111,6 @@ def orphaned_jobs() -> list[tuple[int, int]]:
         tag = next((v.split(b"=", 1)[1].decode(errors="replace") for v in env
                     if v.startswith(WORKFLOW_PID_ENV.encode() + b"=")), None)
         pid = _local_pid(tag)
-        if pid is not None and not _alive(pid) and _alive(int(entry.name)):
+        if pid is not None and not alive(pid) and alive(int(entry.name)):
             found.append((int(entry.name), pid))
     return found
