@@ -211,6 +211,31 @@ def test_the_server_exits_with_its_workflow(other_file):
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def test_the_server_folder_stays_in_a_short_temporary_folder(tmp_path):
+    short = "/tmp/x"
+    assert forkserver.server_directory(123, short) == "/tmp/x/scpdiff-forkserver-123"
+    assert forkserver.server_directory(123) == os.path.join(tempfile.gettempdir(), "scpdiff-forkserver-123")
+
+
+def test_a_long_temporary_folder_moves_the_socket_where_it_can_bind():
+    # a cluster node's $TMPDIR can be long: under it the socket path would pass AF_UNIX's 107 bytes
+    long_tmp = tempfile.mkdtemp(prefix="scpdiff-" + "t" * 90, dir="/tmp")
+    try:
+        assert len(os.path.join(long_tmp, "scpdiff-forkserver-1", "socket")) > 107
+        folder = forkserver.server_directory(os.getpid(), long_tmp)
+        assert folder == f"/tmp/scpdiff-forkserver-{os.getpid()}"
+        path = os.path.join(folder, "socket")
+        os.makedirs(folder)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(path)  # what the server does first
+        sock.close()
+        with pytest.raises(OSError, match="too long"):  # and where it would have failed
+            socket.socket(socket.AF_UNIX, socket.SOCK_STREAM).bind(os.path.join(long_tmp, "scpdiff-forkserver-1", "socket"))
+    finally:
+        shutil.rmtree(long_tmp, ignore_errors=True)
+        shutil.rmtree(f"/tmp/scpdiff-forkserver-{os.getpid()}", ignore_errors=True)
+
+
 def test_wait_until_gone_waits_for_the_process_to_end():
     from scpdiff.utils.workflow_watch import wait_until_gone
 

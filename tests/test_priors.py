@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 import scpdiff.priors as P
 from scpdiff.errors import InputError

@@ -8,7 +8,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 from scpdiff.cli import main
 from scpdiff.config.ablation import applied_flips, flipped_benchmark, protocol_flips

@@ -48,7 +48,6 @@ def toy(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("toy")
     write_toy_dataset(root / "data", num_train=1, num_val=4, resolution=(64, 128), seed=0)
-    from pathlib import Path
 
     bench = smoke_benchmark()
     bench["name"] = "scoretest"

@@ -18,7 +18,6 @@ from PIL import Image
 from scipy import stats
 
 from scpdiff.cli import main
-from scpdiff.errors import InputError
 from scpdiff.userstudy import results
 from scpdiff.userstudy.study import QUESTION_KEYS, load_study
 from scpdiff.userstudy.tokens import invite
@@ -108,7 +107,7 @@ def test_build_is_reproducible_and_refuses_to_replace_a_study_with_answers(built
 
 def test_each_participant_has_a_fixed_order_of_groups_and_images(built):
     study = load_study(built[1])
-    first, again, other = study.participant_order(1), study.participant_order(1), study.participant_order(2)
+    first, again = study.participant_order(1), study.participant_order(1)
     assert first == again
     assert sorted(g for g, _ in first) == sorted(study.groups)
     for gid, images in first:

@@ -295,6 +295,27 @@ def test_snakemake_rejects_a_bad_config_before_building_the_dag(tmp_path):
     assert "wf_config.yaml: invalid workflow config" in err and "work_dir: 3 is not of type 'string'" in err
 
 
+@pytest.mark.parametrize("word, value", [("false", False), ("False", False), ("TRUE", True), ("true", True)])
+def test_a_boolean_from_the_command_line_is_read_as_yaml_reads_it(word, value):
+    from scpdiff.config.workflow import validate_workflow_config
+
+    # Snakemake's --config turns True/False into booleans and leaves false/true strings
+    assert validate_workflow_config({"benchmarks": ["smoke"], "forkserver": word})["forkserver"] is value
+
+
+def test_a_word_that_is_not_a_boolean_is_still_rejected():
+    from scpdiff.config.workflow import validate_workflow_config
+    from scpdiff.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="forkserver: 'off please' is not of type 'boolean'"):
+        validate_workflow_config({"benchmarks": ["smoke"], "forkserver": "off please"}, source="cli")
+
+
+def test_snakemake_takes_forkserver_false_as_typed(tmp_path):
+    res = snakemake(tmp_path, {"benchmarks": ["smoke"]}, "-n", "--cores", "1", "--config", "forkserver=false")
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+
+
 def test_validate_config_accepts_the_shipped_configs(capsys):
     assert main(["validate-config", str(REPO / "config" / "config.yaml")]) == 0
     for name in ("toy", "smoke", "toy-vae4x", *REAL_BENCHMARKS):

@@ -12,7 +12,6 @@ import json
 import os
 import re
 import shlex
-import tempfile
 
 from snakemake.exceptions import WorkflowError
 from snakemake.io import strip_wildcard_constraints
@@ -22,6 +21,7 @@ from scpdiff.priors import available, get_prior_class
 from scpdiff.priors.for_benchmark import reference_latent_set
 from scpdiff.config import settings
 from scpdiff.utils.forkserver import SOCKET_ENV as FORKSERVER_ENV
+from scpdiff.utils.forkserver import server_directory as forkserver_directory
 from scpdiff.utils.forkserver import start as start_forkserver
 from scpdiff.utils.forkserver import stop as stop_forkserver
 from scpdiff.config.workflow import (
@@ -47,8 +47,8 @@ except ScpdiffError as exc:
 
 WORK = config["work_dir"].rstrip("/")
 RESULTS = config["results_dir"].rstrip("/")
-# The fork server's socket (short: a Unix socket path has at most 107 bytes); see the Snakefile.
-FORKSERVER_DIR = f"{tempfile.gettempdir()}/scpdiff-forkserver-{os.getpid()}"
+# The fork server's socket folder (see the Snakefile)
+FORKSERVER_DIR = forkserver_directory(os.getpid())
 
 
 def use_forkserver(workflow, config) -> bool:

@@ -42,12 +42,24 @@ def validate_workflow_config(data: Any, source: str = "<workflow config>") -> di
     schema = load_schema(SCHEMA_PATH, "workflow config")
     if data is None:
         data = {}
+    data = _command_line_booleans(data, schema)
     check_schema(data, schema, source, "workflow config")
     config = copy.deepcopy(data)
     for key, spec in schema.get("properties", {}).items():
         if key not in config and "default" in spec:
             config[key] = copy.deepcopy(spec["default"])
     return config
+
+
+def _command_line_booleans(data: Any, schema: dict) -> Any:
+    """``--config forkserver=false`` as YAML reads it: Snakemake turns only ``True``/``False`` into
+    booleans and leaves ``false`` a string, which a boolean key would reject."""
+    if not isinstance(data, dict):
+        return data
+    words = {"true": True, "false": False}
+    booleans = {key for key, spec in schema.get("properties", {}).items() if spec.get("type") == "boolean"}
+    return {key: words.get(value.strip().lower(), value) if key in booleans and isinstance(value, str) else value
+            for key, value in data.items()}
 
 
 def import_plugins(modules, source: str = "plugins") -> None:

@@ -20,8 +20,6 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-import torch
-
 from ..utils.files import atomic_dir
 from ..utils.torch_state import seeded
 from .controlnet import controlnet_from_unet

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -22,6 +23,9 @@ from ..errors import InputError
 from ..latents.shards import PROVENANCE_KEYS, check_same_provenance
 from ..utils.files import atomic_path, check_output_path
 from .registry import get_prior_class
+
+if TYPE_CHECKING:
+    from .base import NoisePrior
 
 FORMAT_VERSION = "1"
 

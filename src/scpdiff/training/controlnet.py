@@ -18,7 +18,6 @@ from pathlib import Path
 import torch
 
 from ..models.conditioning import encode_mask
-from ..models.controlnet import controlnet_from_unet
 from .components import freeze, prompt_embedding
 from .diffusion import LatentSource, diffusion_loss, training_scheduler
 from .loop import LoopConfig

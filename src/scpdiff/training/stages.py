@@ -205,11 +205,12 @@ def train_controlnet(bench: Benchmark, base_dir, out, resume=True, stop_after=No
         check_crop(bench, "controlnet", cfg.crop, vae_factor(parts["vae"]))
     dataset = open_benchmark_split(bench, "train")
     palette = condition_palette(bench["dataset"]["kind"], dataset.classes.palette, bench.protocol["condition_colours"])
-    condition_source = None
-    if bench.protocol["condition_resize"] == "bilinear_antialias":  # the official soft-edged conditions
-        def condition_source(indices):
-            return conditions_from_sources([dataset.source_mask(i) for i in indices], palette, bench.resolution,
-                                           dataset.classes.ignore_index)
+
+    def soft_conditions(indices):  # the official soft-edged conditions
+        return conditions_from_sources([dataset.source_mask(i) for i in indices], palette, bench.resolution,
+                                       dataset.classes.ignore_index)
+
+    condition_source = soft_conditions if bench.protocol["condition_resize"] == "bilinear_antialias" else None
     controlnet = controlnet_from_unet(parts["unet"], cfg.conditioning_embedding_out_channels, seed=cfg.seed)
     task = ControlNetTask(
         controlnet,

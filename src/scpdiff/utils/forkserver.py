@@ -404,13 +404,31 @@ def _watch_client(conn: socket.socket) -> None:  # pragma: no cover - runs in th
 
 # ----------------------------------------------------------------------------- the Snakefile's side
 
+# sockaddr_un's sun_path holds 108 bytes on Linux, the terminating NUL included (unix(7))
+SOCKET_PATH_MAX = 107
+SOCKET_NAME = "socket"
+
+
+def server_directory(pid: int, tmpdir: str | None = None) -> str:
+    """The folder for workflow ``pid``'s server: under ``tmpdir`` (default: the temporary folder,
+    ``$TMPDIR`` on a cluster node), or under ``/tmp`` when the socket's path there would not fit a
+    Unix socket address (a long ``$TMPDIR`` would otherwise leave every job without the server)."""
+    import tempfile
+
+    name = f"scpdiff-forkserver-{pid}"
+    folder = os.path.join(tmpdir or tempfile.gettempdir(), name)
+    if len(os.fsencode(os.path.join(folder, SOCKET_NAME))) > SOCKET_PATH_MAX:
+        folder = os.path.join("/tmp", name)
+    return folder
+
+
 def start(directory: str | os.PathLike, log: str | os.PathLike, environ=os.environ) -> str:
     """Start a server for this (Snakemake) process in the background; the socket path to export.
     The server exits with this process; :func:`stop` ends it sooner."""
     import subprocess
 
     Path(directory).mkdir(parents=True, exist_ok=True)
-    path = str(Path(directory) / "socket")
+    path = str(Path(directory) / SOCKET_NAME)
     Path(log).parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "scpdiff.utils.forkserver", "--socket", path,
