@@ -12,8 +12,8 @@ import torch
 from scpdiff.errors import InputError
 from scpdiff.metrics import fid as fid_module
 from scpdiff.metrics.fid import (
-    INCEPTION_SIZE, GaussianStats, ReferenceStats, fid_infinity, frechet_distance, kernel_inception_distance,
-    reference_key, resize_for_inception,
+    INCEPTION_SIZE, GaussianStats, ReferenceStats, fid_infinity, frechet_distance, inception_features,
+    kernel_inception_distance, reference_key, resize_for_inception,
 )
 
 
@@ -143,6 +143,30 @@ def test_converted_inception_matches_torchscript_original():
         theirs = scripted((x.float() - 128) / 128)
     assert ours.shape == theirs.shape == (1, 2048)
     torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=1e-4)
+    # the form scoring runs (batch norms folded, channels-last) is the same function
+    from scpdiff.metrics.networks import inference_form
+
+    fast = inference_form(build_inception(state_dict=state))
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
+    torch.testing.assert_close(inception_features(fast, x), theirs, atol=1e-4, rtol=1e-4)
+
+
+def test_the_inference_form_gives_the_features_of_the_network_as_built():
+    # the prepared weights (`scpdiff weights`, as `make test` runs it): real batch-norm statistics
+    from conftest import metric_cache_dir
+    from scpdiff.metrics.networks import build_inception, inference_form
+    from scpdiff.metrics.weights import FID_INCEPTION, weight_path
+
+    state = torch.load(weight_path(FID_INCEPTION, cache=metric_cache_dir())[0], map_location="cpu", weights_only=True)
+    built, fast = build_inception(state_dict=state), inference_form(build_inception(state_dict=state))
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in built.modules()) == 94
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
+    torch.manual_seed(1)
+    images = torch.randint(0, 256, (3, 3, 64, 128), dtype=torch.uint8)  # the toy's size, resized inside
+    expected = inception_features(built, images)
+    torch.testing.assert_close(inception_features(fast, images), expected, rtol=1e-5, atol=1e-5 * float(expected.abs().max()))
+    with pytest.raises(ValueError, match="eval-mode"):
+        inference_form(built.train())
 
 
 @pytest.mark.parametrize("n_a, n_b", [(30, 45), (150, 200), (300, 40)])

@@ -2,7 +2,8 @@
 
 The network is torch-fidelity's ``FeatureExtractorInceptionV3`` loaded from the file that
 ``scpdiff weights`` prepared (see :mod:`scpdiff.metrics.weights`), built by
-:func:`~scpdiff.metrics.networks.build_inception`; nothing here changes the network.
+:func:`~scpdiff.metrics.networks.build_inception` and run in its inference form
+(:func:`~scpdiff.metrics.networks.inference_form`: batch norms folded, channels-last).
 
     model, sha = load_inception(device="cuda")
     feats = extract_features(batches, model)              # float64 [N, 2048]
@@ -25,7 +26,7 @@ from ..errors import InputError
 from ..utils.files import atomic_path
 from ..utils.torch_state import full_float32
 from .defaults import KID_SUBSETS, KID_SUBSET_SIZE, SUBSET_SEED
-from .networks import build_inception
+from .networks import build_inception, inference_form
 from .trace_sqrt import trace_sqrt_product
 from .weights import FID_INCEPTION, weight_path
 
@@ -36,9 +37,9 @@ RESIZE_MODES = ("tf1_bilinear", "pil_bicubic")
 
 
 def load_inception(device: str | torch.device = "cpu", cache=None):
-    """The prepared FID Inception on ``device`` and its weights' sha256."""
+    """The prepared FID Inception on ``device``, in its inference form, and its weights' sha256."""
     path, sha = weight_path(FID_INCEPTION, cache=cache)
-    return build_inception(weights_path=path).to(device), sha
+    return inference_form(build_inception(weights_path=path)).to(device), sha
 
 
 def resize_for_inception(image: np.ndarray, mode: str) -> np.ndarray:
