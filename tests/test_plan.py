@@ -70,12 +70,12 @@ def test_toy_plan_matches_a_hand_count():
     # 1000 reference latents and the 200 val maps, one shard each
     assert rows["encode latents"].jobs == 1 + 1 and rows["encode latents"].images == 1000 + 200
     assert rows["fit priors"].jobs == 3 * 2 and rows["score FID/KID"].jobs == 13  # 1 shard each: the row job scores it
-    assert rows["fine-tune"].denoiser_evals == 600 * 16
+    assert rows["fine-tune"].denoiser_evals == 450 * 16
     # on 32x64 windows of the 64x128 images: a quarter of a whole-image step's FLOPs (unit costs)
     whole = load_benchmark("toy")
     del whole["training"]["controlnet"]["crop"]
-    assert by_stage(whole)["fine-tune"].flops == 3 * 600 * 16
-    assert rows["fine-tune"].flops == 3 * 600 * 16 / 4 and "on 32x64 windows" in rows["fine-tune"].note
+    assert by_stage(whole)["fine-tune"].flops == 3 * 450 * 16
+    assert rows["fine-tune"].flops == 3 * 450 * 16 / 4 and "on 32x64 windows" in rows["fine-tune"].note
 
 
 def test_cityscapes_generation_counts_guidance_and_the_schedule_rounding():
