@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-from typing import TYPE_CHECKING
 
 import torch
 
@@ -23,9 +22,6 @@ from ..errors import InputError
 from ..latents.shards import PROVENANCE_KEYS, check_same_provenance
 from ..utils.files import atomic_path, check_output_path
 from .registry import get_prior_class
-
-if TYPE_CHECKING:
-    from .base import NoisePrior
 
 FORMAT_VERSION = "1"
 
@@ -65,8 +61,10 @@ def save_prior(prior, path: str | os.PathLike) -> None:
         save_file(tensors, str(tmp), metadata=prior_metadata(prior))
 
 
-def load(path: str | os.PathLike, variant: str | None = None) -> NoisePrior:
-    """Read a prior written by :func:`save_prior`, checking variant, shapes and finiteness.
+def load(path: str | os.PathLike, variant: str | None = None):
+    """Read a prior written by :func:`save_prior` (a :class:`~scpdiff.priors.base.NoisePrior` of the
+    registered variant the file names), checking variant, shapes and finiteness. No annotation
+    names the class: base.py imports this module, and this one stays below it.
 
     ``variant``: when given, the file must hold that variant.
     """
