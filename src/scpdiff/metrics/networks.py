@@ -44,7 +44,8 @@ def inference_form(inception):
     convolution (``torch.nn.utils.fusion.fuse_conv_bn_eval``: the same affine map, one pass less
     over every activation) and the weights in channels-last layout, which oneDNN runs without
     reordering each call. Features agree with the module as built to float rounding (~2e-6
-    relative); on two CPU cores the network runs ~1.5x faster (tests/test_metrics_fid.py)."""
+    relative; tests/test_metrics_fid.py); on one CPU thread it runs ~1.5x faster (16 toy images:
+    3.3-3.6 s -> 2.2 s on a Zen 4 core)."""
     from torch.nn.utils.fusion import fuse_conv_bn_eval
 
     if inception.training:
