@@ -211,7 +211,7 @@ def test_the_server_exits_with_its_workflow(other_file):
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def test_the_server_folder_stays_in_a_short_temporary_folder(tmp_path):
+def test_the_server_folder_stays_in_a_short_temporary_folder():
     short = "/tmp/x"
     assert forkserver.server_directory(123, short) == "/tmp/x/scpdiff-forkserver-123"
     assert forkserver.server_directory(123) == os.path.join(tempfile.gettempdir(), "scpdiff-forkserver-123")
