@@ -17,6 +17,16 @@ REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 
 
+def load_tool(relative: str, name: str):
+    """A script of tools/ (not a package) imported as module NAME, for tests of its functions."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, REPO / relative)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def metric_cache_dir() -> str:
     # the offline metric weights are prepared once per machine (`scpdiff weights`), not per test run
     return os.environ.get("SCPDIFF_CACHE") or str(Path.home() / ".cache" / "scpdiff")
@@ -107,7 +117,8 @@ def build_smoke_run(workdir: Path) -> None:
     # --ignore-incomplete: every output is atomic, so an existing one is complete (see the kill test)
     res = run_snakemake(workdir, "--profile", str(REPO / "profiles" / "local"), "--cores", "2",
                         "--ignore-incomplete", timeout=3600)
-    (workdir / "snakemake.log").write_text(res.stdout + res.stderr)
+    with (workdir / "snakemake.log").open("a") as log:  # a reused run (below) keeps the log of its jobs
+        log.write(res.stdout + res.stderr)
     (workdir / ".complete").touch()
 
 

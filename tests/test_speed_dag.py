@@ -4,13 +4,12 @@ time goes"), against hand-computed sums and against Snakemake's own job table.""
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import re
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "tools" / "speed" / "dag.py"
+from conftest import load_tool
+
 
 # Two rules' jobs overlapping in time, a localrule, and a job that never finishes (it failed).
 LOG = """\
@@ -61,10 +60,7 @@ Finished jobid: 8 (Rule: score)
 
 @pytest.fixture(scope="module")
 def dag():
-    spec = importlib.util.spec_from_file_location("speed_dag", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("tools/speed/dag.py", "speed_dag")
 
 
 def test_rule_seconds_sums_each_rules_job_walls(dag):
